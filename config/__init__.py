@@ -1,0 +1,1 @@
+"""Typed settings read once from the environment, plus the default data files."""

@@ -1,0 +1,149 @@
+"""The normalized types passed between pipeline stages.
+
+Third-party shapes (feedparser dicts, trafilatura documents, httpx responses)
+stop at the module that talks to them; everything downstream sees these.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Feed:
+    """One registered feed, as configured by the user."""
+
+    url: str
+    name: str | None = None
+    interval: int | None = None  # seconds; None = adaptive
+    enabled: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class FeedEntry:
+    """One item of a feed, whatever the feed format."""
+
+    feed_url: str
+    key: str  # stable identity within the feed (GUID, link, or title+summary)
+    link: str | None
+    title: str
+    summary: str = ""
+    content_html: str = ""  # content:encoded / atom:content / JSON Feed content_html
+    authors: tuple[str, ...] = ()
+    published_at: str | None = None  # ISO 8601 UTC
+    guid: str | None = None
+    source: str | None = None  # the feed's title
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FeedEntry:
+        values = dict(data)
+        values["authors"] = tuple(values.get("authors") or ())
+        return cls(**values)
+
+
+@dataclass(frozen=True, slots=True)
+class FeedPage:
+    """A parsed feed document: its entries and the publisher's hints."""
+
+    title: str | None
+    entries: tuple[FeedEntry, ...]
+    ttl_s: int | None = None  # <ttl> or sy:updatePeriod/Frequency, in seconds
+    bozo: str | None = None  # why the XML was not well-formed, if it was not
+
+
+@dataclass(frozen=True, slots=True)
+class Article:
+    """What extraction found on one article page (or in the feed's own content)."""
+
+    text: str
+    title: str | None = None
+    authors: tuple[str, ...] = ()
+    published_at: str | None = None  # ISO 8601 UTC
+    language: str | None = None  # ISO 639-1
+    site_name: str | None = None
+    image: str | None = None
+    canonical_url: str | None = None  # <link rel=canonical> or og:url
+    description: str | None = None
+    extraction: str = "trafilatura"  # "trafilatura" | "feed"
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """One matched term and where it was found."""
+
+    term: str
+    field: str  # "title" | "text"
+    snippet: str  # the sentence it came from
+
+    def to_dict(self) -> dict[str, str]:
+        return {"term": self.term, "field": self.field, "snippet": self.snippet}
+
+
+@dataclass(frozen=True, slots=True)
+class TopicMatch:
+    """A topic given to an article, with the score and why."""
+
+    slug: str
+    score: float
+    evidence: tuple[Evidence, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "slug": self.slug,
+            "score": round(self.score, 3),
+            "evidence": [e.to_dict() for e in self.evidence],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Document:
+    """The article document of the output streams (CONTRACT §5, schema_version 1)."""
+
+    id: str
+    url: str
+    canonical_url: str
+    feed_url: str | None
+    source: str | None
+    title: str
+    text: str
+    summary: str
+    authors: tuple[str, ...]
+    published_at: str | None
+    fetched_at: str
+    language: str | None
+    topics: tuple[TopicMatch, ...]
+    story_id: str
+    duplicate_of: str | None
+    content_hash: str
+    extraction: str
+    schema_version: int = SCHEMA_VERSION
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "url": self.url,
+            "canonical_url": self.canonical_url,
+            "feed_url": self.feed_url,
+            "source": self.source,
+            "title": self.title,
+            "text": self.text,
+            "summary": self.summary,
+            "authors": list(self.authors),
+            "published_at": self.published_at,
+            "fetched_at": self.fetched_at,
+            "language": self.language,
+            "topics": [t.to_dict() for t in self.topics],
+            "story_id": self.story_id,
+            "duplicate_of": self.duplicate_of,
+            "content_hash": self.content_hash,
+            "extraction": self.extraction,
+            "schema_version": self.schema_version,
+            **self.extra,
+        }

@@ -1,0 +1,89 @@
+"""Counting work in flight: the sweep tracker and the service-wide outcome counters.
+
+A sweep registers every item it expects (feeds, then the articles each feed
+yields) before the work is handed out, and each item reports its outcome once.
+Both operations are idempotent per item, so a redelivered task neither
+finishes a sweep early nor counts twice.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import redis
+
+SWEEP_TTL_S = 86400
+
+DONE_LUA = """
+if redis.call('SREM', KEYS[1], ARGV[1]) == 1 or redis.call('HEXISTS', KEYS[2], ARGV[1]) == 0 then
+  redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+  redis.call('EXPIRE', KEYS[2], ARGV[3])
+  return 1
+end
+return 0
+"""
+
+
+class RedisSweepTracker:
+    """Pending items and their outcomes for one sweep."""
+
+    def __init__(self, client: redis.Redis, prefix: str, sweep_id: str) -> None:
+        self.client = client
+        self.sweep_id = sweep_id
+        self.pending_key = f"{prefix}:sweep:{sweep_id}:pending"
+        self.outcomes_key = f"{prefix}:sweep:{sweep_id}:outcomes"
+        self._done = client.register_script(DONE_LUA)
+
+    def expect(self, items: list[str]) -> None:
+        if not items:
+            return
+        pipe = self.client.pipeline()
+        pipe.sadd(self.pending_key, *items)
+        pipe.expire(self.pending_key, SWEEP_TTL_S)
+        pipe.execute()
+
+    def done(self, item: str, outcome: str) -> bool:
+        return bool(self._done(keys=[self.pending_key, self.outcomes_key], args=[item, outcome, SWEEP_TTL_S]))
+
+    def pending(self) -> int:
+        return int(self.client.scard(self.pending_key))
+
+    def outcomes(self) -> Counter[str]:
+        raw = self.client.hgetall(self.outcomes_key)
+        return Counter((k.decode()[:1] + ":" + v.decode()) for k, v in raw.items())
+
+
+def summarize_outcomes(outcomes: Counter[str], pending: int) -> dict[str, Any]:
+    """The sweep summary (CONTRACT §2a) from per-item outcomes `f:<outcome>` / `a:<outcome>`."""
+    feeds = {k[2:]: n for k, n in outcomes.items() if k.startswith("f:")}
+    articles = {k[2:]: n for k, n in outcomes.items() if k.startswith("a:")}
+    published = articles.get("published", 0)
+    duplicates = articles.get("duplicate", 0) + articles.get("already", 0)
+    errors = sum(n for k, n in articles.items() if k.startswith("error"))
+    return {
+        "feeds": sum(feeds.values()),
+        "feeds_failed": sum(n for k, n in feeds.items() if k not in {"ok", "not_modified"}),
+        "entries": sum(articles.values()),
+        "articles": published + duplicates,
+        "published": published,
+        "duplicates": duplicates,
+        "errors": errors,
+        "pending": pending,
+        "feed_outcomes": dict(sorted(feeds.items())),
+        "article_outcomes": dict(sorted(articles.items())),
+    }
+
+
+class RedisStats:
+    """Service-wide counters by stage and outcome (for `status` and metrics)."""
+
+    def __init__(self, client: redis.Redis, prefix: str) -> None:
+        self.client = client
+        self.key = f"{prefix}:stats"
+
+    def count(self, stage: str, outcome: str, n: int = 1) -> None:
+        self.client.hincrby(self.key, f"{stage}:{outcome}", n)
+
+    def all(self) -> dict[str, int]:
+        return {k.decode(): int(v) for k, v in self.client.hgetall(self.key).items()}

@@ -1,0 +1,248 @@
+"""The `newswire` command line (CONTRACT §2). Commands are thin: parse, call, print."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TypeVar
+
+import click
+import orjson
+import redis
+
+from config.logs import configure_logging
+from config.settings import Settings, SettingsError, load_settings
+from ingest.models import Feed
+from ingest.publish import articles_stream, topic_stream
+from ingest.registry import (
+    FeedsFileError,
+    add_feeds_to_file,
+    load_feeds_file,
+    parse_opml,
+    remove_feed_from_file,
+    render_opml,
+)
+from newswire import views
+from newswire.service import ensure_redis
+
+T = TypeVar("T")
+
+
+def load(ctx: click.Context) -> Settings:
+    settings: Settings = ctx.obj
+    return settings
+
+
+@contextlib.contextmanager
+def redis_client(settings: Settings) -> Iterator[tuple[Settings, redis.Redis]]:
+    """A client for the configured Redis, or the embedded one (started for this command if needed)."""
+    settings, server = ensure_redis(settings)
+    assert settings.redis_url is not None  # noqa: S101 - ensure_redis set it
+    try:
+        yield settings, redis.Redis.from_url(settings.redis_url)
+    finally:
+        if server is not None:
+            server.stop()
+
+
+@click.group()
+@click.version_option(package_name="newswire")
+@click.pass_context
+def main(ctx: click.Context) -> None:
+    """newswire: polite feed polling, clean article bodies, dedup, topics, Redis Streams out."""
+    try:
+        ctx.obj = load_settings()
+    except SettingsError as exc:
+        raise click.ClickException(f"invalid setting: {exc}") from exc
+    configure_logging(ctx.obj.log_level)
+
+
+@main.command()
+@click.option("--concurrency", type=click.IntRange(1, 512), help="Extraction processes (default: cores).")
+@click.option("--no-flower", is_flag=True, help="Do not start Flower.")
+@click.pass_context
+def up(ctx: click.Context, concurrency: int | None, no_flower: bool) -> None:
+    """Run the service: (embedded Redis) + workers + beat + Flower, until Ctrl-C."""
+    from newswire.up import run_service  # noqa: PLC0415 - keeps other commands light
+
+    run_service(load(ctx), concurrency=concurrency, flower=not no_flower)
+
+
+@main.command()
+@click.option("--queues", default="feeds,articles,extract", show_default=True)
+@click.option("--concurrency", type=click.IntRange(1, 1024), help="Pool size (default: cores).")
+@click.option(
+    "--pool", type=click.Choice(["prefork", "threads", "solo"]), default="prefork", show_default=True
+)
+@click.pass_context
+def worker(ctx: click.Context, queues: str, concurrency: int | None, pool: str) -> None:
+    """Run one Celery worker for some queues (NEWSWIRE_REDIS_URL must be set)."""
+    from newswire.up import run_worker  # noqa: PLC0415
+
+    run_worker(load(ctx), queues=queues, concurrency=concurrency, pool=pool)
+
+
+@main.command()
+@click.option("--timeout", type=float, default=900.0, show_default=True, help="Seconds to wait for all work.")
+@click.pass_context
+def sweep(ctx: click.Context, timeout: float) -> None:
+    """Poll every enabled feed once and wait until all of it is published; print a JSON summary."""
+    from newswire.sweep import run_sweep  # noqa: PLC0415
+
+    try:
+        result = run_sweep(load(ctx), timeout=timeout)
+    except FeedsFileError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(orjson.dumps(result.summary).decode())
+    sys.exit(0 if result.complete else 3)
+
+
+@main.command()
+@click.option("--timeout", type=float, default=300.0, show_default=True)
+@click.pass_context
+def demo(ctx: click.Context, timeout: float) -> None:
+    """Offline showcase: serve a bundled news site on loopback, ingest it, show the tagged stories."""
+    from newswire.demo.run import run_demo  # noqa: PLC0415
+
+    sys.exit(run_demo(load(ctx), timeout=timeout))
+
+
+@main.group()
+def feeds() -> None:
+    """The feed registry (the feeds file) and each feed's health."""
+
+
+@feeds.command("list")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per feed.")
+@click.pass_context
+def feeds_list(ctx: click.Context, as_json: bool) -> None:
+    settings = load(ctx)
+    registered = read_feeds(settings)
+    with redis_client(settings) as (settings, client):
+        rows = views.feed_rows(client, settings.prefix, registered)
+    views.print_feeds(rows, as_json=as_json)
+
+
+@feeds.command("add")
+@click.argument("url")
+@click.option("--name", help="Display name.")
+@click.option("--interval", type=click.IntRange(60, None), help="Fixed poll interval in seconds.")
+@click.pass_context
+def feeds_add(ctx: click.Context, url: str, name: str | None, interval: int | None) -> None:
+    settings = load(ctx)
+    added = edit_feeds(lambda: add_feeds_to_file(settings.feeds_path, [Feed(url, name, interval)]))
+    click.echo(
+        f"added {url} to {settings.feeds_path}" if added else f"{url} is already in {settings.feeds_path}"
+    )
+
+
+@feeds.command("remove")
+@click.argument("url")
+@click.pass_context
+def feeds_remove(ctx: click.Context, url: str) -> None:
+    settings = load(ctx)
+    if not edit_feeds(lambda: remove_feed_from_file(settings.feeds_path, url)):
+        raise click.ClickException(f"{url} is not in {settings.feeds_path}")
+    click.echo(f"removed {url} from {settings.feeds_path}")
+
+
+@feeds.command("import")
+@click.argument("opml", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.pass_context
+def feeds_import(ctx: click.Context, opml: Path) -> None:
+    settings = load(ctx)
+    found = edit_feeds(lambda: parse_opml(opml.read_bytes(), str(opml)))
+    added = edit_feeds(lambda: add_feeds_to_file(settings.feeds_path, found))
+    click.echo(f"{len(found)} feeds in {opml}; {len(added)} new added to {settings.feeds_path}")
+
+
+@feeds.command("export")
+@click.pass_context
+def feeds_export(ctx: click.Context) -> None:
+    """Print the registry as OPML 2.0."""
+    click.echo(render_opml(read_feeds(load(ctx))), nl=False)
+
+
+def read_feeds(settings: Settings) -> list[Feed]:
+    return edit_feeds(lambda: load_feeds_file(settings.feeds_path))
+
+
+def edit_feeds(action: Callable[[], T]) -> T:
+    try:
+        return action()
+    except FeedsFileError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@main.group()
+def topics() -> None:
+    """Topic definitions, and why an article gets its topics."""
+
+
+@topics.command("list")
+@click.pass_context
+def topics_list(ctx: click.Context) -> None:
+    views.print_topics(views.load_topic_set(load(ctx).topics_path))
+
+
+@topics.command("explain")
+@click.argument("url_or_file")
+@click.pass_context
+def topics_explain(ctx: click.Context, url_or_file: str) -> None:
+    from newswire.single import explain_one  # noqa: PLC0415
+
+    views.print_explanation(explain_one(load(ctx), url_or_file))
+
+
+@main.command()
+@click.argument("url_or_file")
+@click.pass_context
+def extract(ctx: click.Context, url_or_file: str) -> None:
+    """One article through fetch + extract + tag, printed as the article document (no Redis)."""
+    from newswire.single import extract_one  # noqa: PLC0415
+
+    click.echo(orjson.dumps(extract_one(load(ctx), url_or_file), option=orjson.OPT_INDENT_2).decode())
+
+
+@main.command()
+@click.option("--topic", help="Read {prefix}:topic:SLUG instead of {prefix}:articles.")
+@click.option("--group", default="newswire-cli", show_default=True)
+@click.option("--consumer", default="cli", show_default=True)
+@click.option(
+    "--from-beginning", is_flag=True, help="A new group starts at the oldest entry (default: new ones)."
+)
+@click.option("--count", type=click.IntRange(1, None), help="Stop after N documents.")
+@click.option("--follow", is_flag=True, help="Keep waiting for new documents.")
+@click.pass_context
+def consume(
+    ctx: click.Context, topic: str | None, group: str, consumer: str, from_beginning: bool, count: int | None,
+    follow: bool,
+) -> None:  # fmt: skip
+    """Read an output stream through a consumer group: one JSON document per line, acked after writing."""
+    from ingest.consume import consume as read_stream  # noqa: PLC0415
+
+    with redis_client(load(ctx)) as (settings, client):
+        stream = topic_stream(settings.prefix, topic) if topic else articles_stream(settings.prefix)
+        deliveries = read_stream(
+            client, stream, group=group, consumer=consumer, from_beginning=from_beginning,
+            follow=follow, count=count,
+        )  # fmt: skip
+        for delivery in deliveries:
+            sys.stdout.write(orjson.dumps(delivery.document).decode() + "\n")
+            sys.stdout.flush()
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def status(ctx: click.Context, as_json: bool) -> None:
+    """Queues, streams, feeds due/failing, workers."""
+    with redis_client(load(ctx)) as (settings, client):
+        report = views.status_report(settings, client)
+    views.print_status(report, as_json=as_json)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

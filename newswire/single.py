@@ -1,0 +1,62 @@
+"""One article at a time, without Redis: `newswire extract` and `newswire topics explain`."""
+
+from __future__ import annotations
+
+import gzip
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import click
+from ingest.tag import explain_article, load_topics
+
+from config.settings import Settings
+from ingest.extract import ExtractionError, extract_article
+from ingest.fetch import Fetcher, FetchError
+from ingest.models import Article, FeedEntry
+from ingest.pipeline import PAGE_ACCEPT, PAGE_TYPES, PageFetch, build_document
+from workers.context import fetch_options
+
+
+def read_page(settings: Settings, url_or_file: str) -> PageFetch:
+    """HTML from a URL (through the same guarded fetcher as the workers) or a saved .html/.html.gz file."""
+    path = Path(url_or_file)
+    if path.exists():
+        data = path.read_bytes()
+        if path.suffix == ".gz" or data[:2] == b"\x1f\x8b":
+            data = gzip.decompress(data)
+        return PageFetch(data.decode("utf-8", errors="replace"), path.resolve().as_uri())
+    if not url_or_file.startswith(("http://", "https://")):
+        raise click.ClickException(f"{url_or_file}: no such file, and not an http(s) URL")
+    with Fetcher(fetch_options(settings)) as fetcher:
+        try:
+            result = fetcher.get(url_or_file, accept=PAGE_ACCEPT, allowed_types=PAGE_TYPES)
+        except FetchError as exc:
+            raise click.ClickException(str(exc)) from exc
+    if result.status != 200:
+        raise click.ClickException(f"{url_or_file} answered HTTP {result.status}")
+    return PageFetch(result.text(), result.final_url)
+
+
+def extract_from(page: PageFetch) -> Article:
+    try:
+        return extract_article(page.html or "", page.final_url or "")
+    except ExtractionError as exc:
+        raise click.ClickException(f"no article body found: {exc}") from exc
+
+
+def extract_one(settings: Settings, url_or_file: str) -> dict[str, Any]:
+    page = read_page(settings, url_or_file)
+    article = extract_from(page)
+    entry = FeedEntry(feed_url="", key="", link=page.final_url, title=article.title or "")
+    doc = build_document(entry, page, article, load_topics(settings.topics_path), time.time())
+    return replace(doc, feed_url=None).to_dict()
+
+
+def explain_one(settings: Settings, url_or_file: str) -> dict[str, Any]:
+    page = read_page(settings, url_or_file)
+    article = extract_from(page)
+    topics = load_topics(settings.topics_path)
+    rows = explain_article(topics, title=article.title or "", text=article.text, language=article.language)
+    return {"url": page.final_url, "title": article.title, "language": article.language, "topics": rows}

@@ -1,0 +1,111 @@
+"""`newswire sweep`: poll every enabled feed once, through the real workers, and wait for all of it."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from config.settings import Settings
+from ingest.pipeline import register_feeds
+from ingest.progress import RedisSweepTracker, summarize_outcomes
+from ingest.registry import RedisFeedRegistry, load_feeds_file
+from ingest.schedule import RedisSchedule
+from newswire.service import Supervisor, ensure_redis, worker_children
+from workers.app import create_app, queue_name
+
+log = logging.getLogger("newswire.sweep")
+
+
+@dataclass(frozen=True, slots=True)
+class SweepResult:
+    summary: dict[str, Any]
+    complete: bool
+
+
+def run_sweep(settings: Settings, *, timeout: float, start_workers: bool = True) -> SweepResult:
+    """Start Redis (if embedded) and workers, enqueue every enabled feed, wait until done."""
+    settings, server = ensure_redis(settings)
+    supervisor = Supervisor(
+        settings,
+        workers=worker_children(settings, label=f"-sweep{os.getpid()}") if start_workers else [],
+        redis=server,
+    )
+    supervisor.start()
+    try:
+        return enqueue_and_wait(settings, timeout, supervisor.failed)
+    finally:
+        supervisor.stop()
+
+
+def enqueue_and_wait(settings: Settings, timeout: float, failed: Callable[[], list[str]]) -> SweepResult:
+    assert settings.redis_url is not None  # noqa: S101 - ensure_redis set it
+    client = redis.Redis.from_url(settings.redis_url)
+    registry = RedisFeedRegistry(client, settings.prefix)
+    schedule = RedisSchedule(client, settings.prefix)
+    feeds = load_feeds_file(settings.feeds_path)
+    register_feeds(feeds, registry, schedule)
+    urls = [f.url for f in feeds if f.enabled and not registry.state(f.url).get("disabled")]
+    tracker = RedisSweepTracker(client, settings.prefix, uuid.uuid4().hex[:12])
+    started = time.monotonic()
+    enqueue_feeds(settings, tracker, urls)
+    complete = wait_until_done(tracker, len(urls), started + timeout, failed)
+    summary = summarize_outcomes(tracker.outcomes(), tracker.pending())
+    summary["elapsed_s"] = round(time.monotonic() - started, 2)
+    summary["complete"] = complete
+    return SweepResult(summary, complete)
+
+
+def enqueue_feeds(settings: Settings, tracker: RedisSweepTracker, urls: list[str]) -> None:
+    app = create_app(settings)
+    items = [f"f:{url}" for url in urls]
+    tracker.expect(items)
+    with app.producer_or_acquire() as producer:
+        for url, item in zip(urls, items, strict=True):
+            app.send_task(
+                "ingest.poll_feed", args=[url], kwargs={"sweep_id": tracker.sweep_id, "item": item},
+                queue=queue_name(settings.prefix, "feeds"), producer=producer,
+            )  # fmt: skip
+
+
+def wait_until_done(
+    tracker: RedisSweepTracker, feeds: int, deadline: float, failed: Callable[[], list[str]]
+) -> bool:
+    with progress_display() as progress:
+        bar = progress.add_task("feeds and articles", total=feeds) if progress else None
+        while True:
+            pending = tracker.pending()
+            if progress is not None and bar is not None:
+                done = sum(tracker.outcomes().values())
+                progress.update(bar, total=done + pending, completed=done)
+            if pending == 0:
+                return True
+            if time.monotonic() > deadline or failed():
+                log.error("sweep stopped with %d items pending (%s)", pending, failed() or "timeout")
+                return False
+            time.sleep(0.2)
+
+
+class NoProgress:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *args: object) -> None:
+        return None
+
+
+def progress_display() -> Any:
+    """A live bar on a terminal (stderr); nothing when output goes to a file or pipe."""
+    if not sys.stderr.isatty():
+        return NoProgress()
+    return Progress(
+        TextColumn("[bold]sweep[/]"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), transient=True
+    )

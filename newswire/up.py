@@ -1,0 +1,52 @@
+"""`newswire up` and `newswire worker`: the long-running processes."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+from config.settings import Settings, mask_url
+from newswire.service import (
+    Child,
+    Supervisor,
+    beat_argv,
+    child_env,
+    ensure_redis,
+    flower_argv,
+    wait_forever,
+    worker_argv,
+    worker_children,
+)
+from workers.app import queue_name
+
+log = logging.getLogger("newswire.up")
+
+
+def run_service(settings: Settings, *, concurrency: int | None, flower: bool) -> None:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    settings, server = ensure_redis(settings)
+    others = [Child("beat", beat_argv(settings))]
+    if flower:
+        others.append(Child("flower", flower_argv(settings)))
+    supervisor = Supervisor(
+        settings, workers=worker_children(settings, concurrency), others=others, redis=server
+    )
+    log.info(
+        "newswire up: redis %s, feeds %s, topics %s, prefix %s%s",
+        mask_url(settings.redis_url), settings.feeds_path, settings.topics_path, settings.prefix,
+        f", Flower http://127.0.0.1:{settings.flower_port}" if flower else "",
+    )  # fmt: skip
+    supervisor.start()
+    wait_forever(supervisor)
+
+
+def run_worker(settings: Settings, *, queues: str, concurrency: int | None, pool: str) -> None:
+    """Replace this process with one Celery worker (for Procfile/docker-compose and scale-out)."""
+    if not settings.redis_url:
+        raise SystemExit("newswire worker needs NEWSWIRE_REDIS_URL (the shared Redis of the deployment)")
+    queues = ",".join(q if "." in q else queue_name(settings.prefix, q) for q in queues.split(","))
+    name = "-".join(q.rsplit(".", 1)[-1] for q in queues.split(","))
+    argv = worker_argv(name, queues, pool, concurrency or settings.concurrency, settings.log_level)
+    sys.stdout.flush()
+    os.execve(argv[0], argv, child_env(settings))  # noqa: S606 - replaces this process with the worker

@@ -1,0 +1,53 @@
+from pathlib import Path
+
+import pytest
+
+from config.settings import SettingsError, load_settings, mask_url
+
+
+def test_defaults_need_no_environment() -> None:
+    settings = load_settings({})
+    assert settings.redis_url is None
+    assert settings.prefix == "newswire"
+    assert settings.feeds_path == Path("config/feeds.toml")
+    assert settings.flower_port == 5555
+    assert settings.allowed_networks == ()
+
+
+def test_values_are_parsed_and_typed() -> None:
+    settings = load_settings(
+        {
+            "NEWSWIRE_REDIS_URL": "redis://localhost:7000/2",
+            "NEWSWIRE_BROKER_URL": "amqp://guest:guest@localhost:5672//",
+            "NEWSWIRE_ALLOWED_NETWORKS": "127.0.0.0/24, ::1/128",
+            "NEWSWIRE_FLOWER_PORT": "5600",
+            "NEWSWIRE_CONCURRENCY": "3",
+            "NEWSWIRE_STREAM_PREFIX": "news-eu",
+        }
+    )
+    assert settings.effective_broker_url.startswith("amqp://")
+    assert [str(n) for n in settings.allowed_networks] == ["127.0.0.0/24", "::1/128"]
+    assert (settings.flower_port, settings.concurrency, settings.prefix) == (5600, 3, "news-eu")
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "words"),
+    [
+        ("NEWSWIRE_REDIS_URLL", "redis://x", "unknown setting NEWSWIRE_REDIS_URLL"),
+        ("NEWSWIRE_FLOWER_PORT", "http", "not an integer"),
+        ("NEWSWIRE_FLOWER_PORT", "70000", "outside"),
+        ("NEWSWIRE_ALLOWED_NETWORKS", "10.0.0.0/33", "not a CIDR"),
+        ("NEWSWIRE_REDIS_URL", "http://localhost", "scheme 'http' not supported"),
+        ("NEWSWIRE_STREAM_PREFIX", "bad prefix!", "must be"),
+        ("NEWSWIRE_LOG_LEVEL", "LOUD", "not DEBUG"),
+    ],
+)
+def test_bad_values_fail_loudly_with_the_variable_name(name: str, value: str, words: str) -> None:
+    with pytest.raises(SettingsError, match=words):
+        load_settings({name: value})
+
+
+def test_passwords_are_masked() -> None:
+    assert mask_url("redis://:s3cret@cache:6379/0") == "redis://:***@cache:6379/0"
+    assert mask_url("amqp://user:pw@mq/vhost") == "amqp://user:***@mq/vhost"
+    assert mask_url("redis://cache:6379/0") == "redis://cache:6379/0"

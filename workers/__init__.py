@@ -1,0 +1,1 @@
+"""Celery wiring: the app, thin tasks and the beat tick."""
