@@ -41,6 +41,7 @@ KNOWN = frozenset(
         "NEWSWIRE_TEST_AMQP_URL",
     }
 )
+DEFAULT_USER_AGENT = "newswire/0.1 (+https://github.com/newswire/newswire)"
 PREFIX_RE = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
 
 
@@ -61,7 +62,7 @@ class Settings:
     concurrency: int = field(default_factory=lambda: os.cpu_count() or 1)
     io_concurrency: int = 16
     data_dir: Path = Path("var")
-    user_agent: str = "newswire/0.1 (+https://github.com/newswire/newswire)"
+    user_agent: str = DEFAULT_USER_AGENT
     log_level: str = "INFO"
     tick_seconds: float = 5.0
     max_body_bytes: int = 5 * 1024 * 1024
@@ -103,7 +104,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         ),
         io_concurrency=parse_int(get("NEWSWIRE_IO_CONCURRENCY"), "NEWSWIRE_IO_CONCURRENCY", 16, 1, 1024),
         data_dir=Path(get("NEWSWIRE_DATA_DIR") or "var"),
-        user_agent=get("NEWSWIRE_USER_AGENT") or Settings.user_agent,
+        user_agent=get("NEWSWIRE_USER_AGENT") or DEFAULT_USER_AGENT,
         log_level=parse_level(get("NEWSWIRE_LOG_LEVEL") or "INFO"),
         tick_seconds=parse_float(get("NEWSWIRE_TICK_SECONDS"), "NEWSWIRE_TICK_SECONDS", 5.0, 0.2, 3600),
         max_body_bytes=parse_int(

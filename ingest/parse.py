@@ -46,7 +46,7 @@ def parse_xml_feed(body: bytes, url: str) -> FeedPage:
     parsed = feedparser.parse(body, response_headers={"content-location": url})
     entries = parsed.get("entries") or []
     bozo = str(parsed.get("bozo_exception") or "") or None
-    if not entries and (bozo or not parsed.get("version")):
+    if not entries and not parsed.get("version"):
         raise FeedParseError(f"not a feed: {bozo or 'no RSS/Atom/JSON Feed root element'}")
     feed = parsed.get("feed") or {}
     title = clean(feed.get("title")) or None

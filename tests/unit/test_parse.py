@@ -79,3 +79,9 @@ def test_entry_keys_are_stable_and_fall_back_in_order() -> None:
     assert entry_key("dup", "https://a/1", "T", "S", counts) != entry_key("dup", "https://a/2", "T", "S", counts)
     assert entry_key(None, "https://a/1", "T", "S", {}) != entry_key(None, "https://a/2", "T", "S", {})
     assert entry_key(None, None, "T", "S", {}) != entry_key(None, None, "T", "S2", {})
+
+
+def test_valid_feed_without_items_is_not_an_error() -> None:
+    empty = b'<?xml version="1.0"?><rss version="2.0"><channel><title>Quiet</title></channel></rss>'
+    page = parse_feed(empty, "https://quiet.test/rss.xml", "application/rss+xml")
+    assert (page.title, page.entries) == ("Quiet", ())

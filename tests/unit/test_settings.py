@@ -51,3 +51,7 @@ def test_passwords_are_masked() -> None:
     assert mask_url("redis://:s3cret@cache:6379/0") == "redis://:***@cache:6379/0"
     assert mask_url("amqp://user:pw@mq/vhost") == "amqp://user:***@mq/vhost"
     assert mask_url("redis://cache:6379/0") == "redis://cache:6379/0"
+
+
+def test_default_user_agent_is_a_string() -> None:
+    assert load_settings({}).user_agent.startswith("newswire/")
