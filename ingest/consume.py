@@ -53,7 +53,7 @@ def read_batch(
     count: int,
     block_ms: int | None,
 ) -> list[tuple[str, dict[bytes, bytes] | None]]:
-    reply = client.xreadgroup(group, consumer, {stream: start}, count=count, block=block_ms)
+    reply: Any = client.xreadgroup(group, consumer, {stream: start}, count=count, block=block_ms)
     if not reply:
         return []
     entries = reply[0][1]
@@ -64,7 +64,9 @@ def claim_abandoned(
     client: redis.Redis, stream: str, group: str, consumer: str, *, idle_ms: int, count: int
 ) -> list[tuple[str, dict[bytes, bytes] | None]]:
     """Entries other consumers left pending longer than `idle_ms` (they died)."""
-    reply = client.xautoclaim(stream, group, consumer, min_idle_time=idle_ms, start_id="0-0", count=count)
+    reply: Any = client.xautoclaim(
+        stream, group, consumer, min_idle_time=idle_ms, start_id="0-0", count=count
+    )
     claimed = reply[1] if len(reply) > 1 else []
     return [(eid.decode(), fields) for eid, fields in claimed if eid]
 

@@ -7,9 +7,15 @@ stop at the module that talks to them; everything downstream sees these.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 SCHEMA_VERSION = 1
+
+
+def iso_utc(stamp: float) -> str:
+    """A Unix time as the ISO 8601 UTC form used in every document: 2026-11-27T09:00:00Z."""
+    return datetime.fromtimestamp(stamp, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,7 +29,7 @@ class RedisSweepTracker:
     """Pending items and their outcomes for one sweep."""
 
     def __init__(self, client: redis.Redis, prefix: str, sweep_id: str) -> None:
-        self.client = client
+        self.client: Any = client  # redis-py's reply types are too loose to check usefully
         self.sweep_id = sweep_id
         self.pending_key = f"{prefix}:sweep:{sweep_id}:pending"
         self.outcomes_key = f"{prefix}:sweep:{sweep_id}:outcomes"
@@ -79,7 +79,7 @@ class RedisStats:
     """Service-wide counters by stage and outcome (for `status` and metrics)."""
 
     def __init__(self, client: redis.Redis, prefix: str) -> None:
-        self.client = client
+        self.client: Any = client
         self.key = f"{prefix}:stats"
 
     def count(self, stage: str, outcome: str, n: int = 1) -> None:

@@ -96,7 +96,7 @@ class RedisStreamSink:
     """Publishes documents to `{prefix}:articles` and `{prefix}:topic:{slug}`."""
 
     def __init__(self, client: redis.Redis, prefix: str, *, maxlen: int = 1_000_000) -> None:
-        self.client = client
+        self.client: Any = client  # redis-py's reply types are too loose to check usefully
         self.prefix = prefix
         self.maxlen = maxlen
         self._publish = client.register_script(PUBLISH_LUA)
@@ -111,7 +111,7 @@ class RedisStreamSink:
         keys = self.identity_keys(doc, guid)
         streams = [articles_stream(self.prefix)] + [topic_stream(self.prefix, t.slug) for t in doc.topics]
         payload = encode_document(doc.to_dict())
-        args = [doc.id, DEDUP_TTL_S, self.maxlen, payload, origin]
+        args: list[str | int | bytes] = [doc.id, DEDUP_TTL_S, self.maxlen, payload, origin]
         status, original = self._publish(keys=keys + streams, args=args)
         return PublishOutcome(status=as_str(status), original_id=as_str(original))
 

@@ -165,7 +165,7 @@ class RedisFeedRegistry:
     """Registered feeds (hash url -> config) and per-feed state hashes."""
 
     def __init__(self, client: redis.Redis, prefix: str) -> None:
-        self.client = client
+        self.client: Any = client  # redis-py's reply types are too loose to check usefully
         self.prefix = prefix
         self.key = f"{prefix}:feeds"
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from typing import Any
 
 import redis
 
@@ -72,7 +73,7 @@ def adaptive_interval(items_per_day: float | None) -> int:
 
 def error_backoff(errors: int, base: int) -> int:
     """Grows with consecutive errors, capped: a failing feed is never given up on."""
-    return min(base * 2 ** min(errors - 1, 10), max(base, MAX_BACKOFF_S))
+    return int(min(base * 2 ** min(errors - 1, 10), max(base, MAX_BACKOFF_S)))
 
 
 def clamp(seconds: int) -> int:
@@ -88,7 +89,7 @@ class RedisSchedule:
     """The sorted set of next-poll times and the in-flight leases."""
 
     def __init__(self, client: redis.Redis, prefix: str) -> None:
-        self.client = client
+        self.client: Any = client  # redis-py's reply types are too loose to check usefully
         self.due_key = f"{prefix}:schedule"
         self.inflight_key = f"{prefix}:inflight"
         self._claim = client.register_script(CLAIM_LUA)
@@ -119,7 +120,8 @@ class RedisSchedule:
         return int(self._reap(keys=[self.inflight_key, self.due_key], args=[now, limit]))
 
     def next_poll(self, url: str) -> float | None:
-        return self.client.zscore(self.due_key, url)
+        score = self.client.zscore(self.due_key, url)
+        return None if score is None else float(score)
 
     def counts(self, now: float) -> dict[str, int]:
         return {

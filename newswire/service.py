@@ -30,7 +30,8 @@ class Child:
     process: subprocess.Popen[bytes] | None = None
 
     def start(self, env: dict[str, str]) -> None:
-        self.process = subprocess.Popen(self.argv, env=env, start_new_session=True)
+        # children write to stderr: stdout belongs to the command's own output (sweep's JSON summary)
+        self.process = subprocess.Popen(self.argv, env=env, start_new_session=True, stdout=sys.stderr)
         log.info("started %s (pid %d)", self.name, self.process.pid)
 
     def alive(self) -> bool:

@@ -15,7 +15,7 @@ import redis
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from config.settings import Settings
-from ingest.pipeline import register_feeds
+from ingest.poll import register_feeds
 from ingest.progress import RedisSweepTracker, summarize_outcomes
 from ingest.registry import RedisFeedRegistry, load_feeds_file
 from ingest.schedule import RedisSchedule

@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ingest.pipeline import register_feeds
+from ingest.poll import register_feeds
 from ingest.registry import FeedsFileError, load_feeds_file
 from workers.context import WorkerContext
 

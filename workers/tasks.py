@@ -15,7 +15,7 @@ import redis
 from celery import Task, current_app, shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 
-from ingest import pipeline
+from ingest import pipeline, poll
 from ingest.models import Feed, FeedEntry
 from workers.beat import run_tick
 from workers.context import WorkerContext
@@ -73,9 +73,9 @@ def tick() -> int:
 @shared_task(name="ingest.poll_feed", base=IngestTask)
 def poll_feed(feed_url: str, sweep_id: str | None = None, item: str | None = None) -> None:
     feed = CTX.registry.get(feed_url) or Feed(url=feed_url)
-    report = pipeline.poll_feed(feed, CTX.fetcher(), CTX.registry)
+    report = poll.poll_feed(feed, CTX.fetcher(), CTX.registry)
     dispatch_entries(report.new_entries, sweep_id)
-    pipeline.commit_poll(report, CTX.registry, CTX.schedule)
+    poll.commit_poll(report, CTX.registry, CTX.schedule)
     CTX.stats.count("poll", report.outcome)
     if sweep_id and item:
         CTX.tracker(sweep_id).done(item, report.outcome)

@@ -1,4 +1,4 @@
-"""End to end through the real CLI: loopback feeds -> real Celery workers -> Redis Streams -> consumer group."""
+"""End to end through the CLI: loopback feeds -> real Celery workers -> Redis Streams -> a consumer group."""
 
 from __future__ import annotations
 

@@ -13,7 +13,9 @@ def ids(deliveries: object) -> list[str]:
     return [d.document["id"] for d in deliveries]  # type: ignore[attr-defined]
 
 
-def test_new_group_from_beginning_replays_everything_then_stops(redis_client: redis.Redis, prefix: str) -> None:
+def test_new_group_from_beginning_replays_everything_then_stops(
+    redis_client: redis.Redis, prefix: str
+) -> None:
     stream = f"{prefix}:articles"
     add(redis_client, stream, 5)
     assert ids(consume(redis_client, stream, group="g", consumer="c", from_beginning=True)) == [
@@ -24,7 +26,9 @@ def test_new_group_from_beginning_replays_everything_then_stops(redis_client: re
     assert ids(consume(redis_client, stream, group="g", consumer="c")) == ["doc5", "doc6"]
 
 
-def test_new_group_without_from_beginning_starts_at_new_entries(redis_client: redis.Redis, prefix: str) -> None:
+def test_new_group_without_from_beginning_starts_at_new_entries(
+    redis_client: redis.Redis, prefix: str
+) -> None:
     stream = f"{prefix}:articles"
     add(redis_client, stream, 3)
     assert ids(consume(redis_client, stream, group="late", consumer="c")) == []
@@ -53,7 +57,9 @@ def test_entries_abandoned_by_a_dead_consumer_are_claimed(redis_client: redis.Re
     assert redis_client.xpending(stream, "g")["pending"] == 0
 
 
-def test_entries_trimmed_while_pending_do_not_crash_the_consumer(redis_client: redis.Redis, prefix: str) -> None:
+def test_entries_trimmed_while_pending_do_not_crash_the_consumer(
+    redis_client: redis.Redis, prefix: str
+) -> None:
     stream = f"{prefix}:articles"
     add(redis_client, stream, 3)
     first = consume(redis_client, stream, group="g", consumer="c", from_beginning=True, batch=3)

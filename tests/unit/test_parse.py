@@ -45,7 +45,11 @@ def test_rss_entries_are_normalized() -> None:
 def test_atom_entries_carry_authors_and_dates() -> None:
     page = parse_feed(ATOM, "https://valley.test/atom.xml")
     entry = page.entries[0]
-    assert (entry.title, entry.link, entry.authors) == ("Bridge reopens", "https://valley.test/bridge", ("Ana Ruiz",))
+    assert (entry.title, entry.link, entry.authors) == (
+        "Bridge reopens",
+        "https://valley.test/bridge",
+        ("Ana Ruiz",),
+    )
     assert entry.published_at == "2026-11-26T08:00:00Z"
 
 
@@ -66,7 +70,9 @@ def test_recoverable_broken_xml_still_yields_entries() -> None:
     assert [e.title for e in page.entries][:2] == ["Port strike ends", "Ferry timetable"]
 
 
-@pytest.mark.parametrize("body", [b"<html><body>Not a feed</body></html>", b"\x00\x01garbage", b"{\"a\": 1}", b"{"])
+@pytest.mark.parametrize(
+    "body", [b"<html><body>Not a feed</body></html>", b"\x00\x01garbage", b'{"a": 1}', b"{"]
+)
 def test_documents_that_are_not_feeds_raise_a_clear_error(body: bytes) -> None:
     with pytest.raises(FeedParseError, match="not a feed"):
         parse_feed(body, "https://x.test/feed")
@@ -76,7 +82,9 @@ def test_entry_keys_are_stable_and_fall_back_in_order() -> None:
     counts = {"dup": 2}
     by_guid = entry_key("g1", "https://a/1", "T", "S", counts)
     assert by_guid == entry_key("g1", "https://a/other", "T2", "S2", counts)  # GUID wins
-    assert entry_key("dup", "https://a/1", "T", "S", counts) != entry_key("dup", "https://a/2", "T", "S", counts)
+    assert entry_key("dup", "https://a/1", "T", "S", counts) != entry_key(
+        "dup", "https://a/2", "T", "S", counts
+    )
     assert entry_key(None, "https://a/1", "T", "S", {}) != entry_key(None, "https://a/2", "T", "S", {})
     assert entry_key(None, None, "T", "S", {}) != entry_key(None, None, "T", "S2", {})
 

@@ -7,7 +7,9 @@ from ingest.publish import RedisStreamSink, articles_stream, duplicates_stream, 
 BODY = " ".join(f"word{i}" for i in range(80))
 
 
-def make_doc(doc_id: str, text: str = BODY, topics: tuple[str, ...] = ("ukraine-ceasefire-talks",)) -> Document:
+def make_doc(
+    doc_id: str, text: str = BODY, topics: tuple[str, ...] = ("ukraine-ceasefire-talks",)
+) -> Document:
     return Document(
         id=doc_id, url=f"https://x.test/{doc_id}", canonical_url=f"https://x.test/{doc_id}", feed_url="f",
         source="X", title="T", text=text, summary="", authors=(), published_at=None,
@@ -36,7 +38,9 @@ def test_same_body_under_another_url_is_a_duplicate(redis_client: redis.Redis, p
     assert redis_client.xlen(articles_stream(prefix)) == 1
 
 
-def test_same_url_from_another_entry_is_a_duplicate_not_a_redelivery(redis_client: redis.Redis, prefix: str) -> None:
+def test_same_url_from_another_entry_is_a_duplicate_not_a_redelivery(
+    redis_client: redis.Redis, prefix: str
+) -> None:
     sink = RedisStreamSink(redis_client, prefix)
     sink.publish(make_doc("a"), origin="feed1-entry")
     assert sink.publish(make_doc("a"), origin="feed2-entry").status == "duplicate"

@@ -32,14 +32,16 @@ def test_invalid_entries_fail_with_file_and_entry(tmp_path: Path) -> None:
     with pytest.raises(FeedsFileError, match="unknown key"):
         load_feeds_file(path)
     path.write_text("[[feed]\n")
-    with pytest.raises(FeedsFileError, match="feeds.toml"):
+    with pytest.raises(FeedsFileError, match=r"feeds\.toml"):
         load_feeds_file(path)
 
 
 def test_add_and_remove_keep_the_rest_of_the_file(tmp_path: Path) -> None:
     path = tmp_path / "feeds.toml"
     path.write_text('# my feeds\n[[feed]]\nurl = "https://a.test/rss"\nname = "A"\n')
-    added = add_feeds_to_file(path, [Feed("https://b.test/rss", 'B "quoted"', 900), Feed("https://a.test/rss")])
+    added = add_feeds_to_file(
+        path, [Feed("https://b.test/rss", 'B "quoted"', 900), Feed("https://a.test/rss")]
+    )
     assert [f.url for f in added] == ["https://b.test/rss"]
     assert [f.name for f in load_feeds_file(path)] == ["A", 'B "quoted"']
     assert remove_feed_from_file(path, "https://a.test/rss")
@@ -52,7 +54,10 @@ def test_add_and_remove_keep_the_rest_of_the_file(tmp_path: Path) -> None:
 def test_opml_round_trip_and_hostile_opml_refused() -> None:
     feeds = [Feed("https://a.test/rss", "A & Co"), Feed("https://b.test/atom", None)]
     parsed = parse_opml(render_opml(feeds).encode())
-    assert [(f.url, f.name) for f in parsed] == [("https://a.test/rss", "A & Co"), ("https://b.test/atom", "https://b.test/atom")]
+    assert [(f.url, f.name) for f in parsed] == [
+        ("https://a.test/rss", "A & Co"),
+        ("https://b.test/atom", "https://b.test/atom"),
+    ]
     bomb = b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "aaaa">]><opml><body/></opml>'
     with pytest.raises(FeedsFileError, match="DOCTYPE"):
         parse_opml(bomb)

@@ -48,7 +48,9 @@ def test_jitter_stays_within_ten_percent() -> None:
     assert len(set(values)) > 100
 
 
-def test_claims_are_atomic_and_leases_expire_back_into_the_schedule(redis_client: redis.Redis, prefix: str) -> None:
+def test_claims_are_atomic_and_leases_expire_back_into_the_schedule(
+    redis_client: redis.Redis, prefix: str
+) -> None:
     schedule = RedisSchedule(redis_client, prefix)
     for i in range(5):
         schedule.add(f"https://feeds.test/{i}", at=100 + i)
