@@ -92,6 +92,8 @@ def child_env(settings: Settings) -> dict[str, str]:
     env["NEWSWIRE_TOPICS"] = str(settings.topics_path)
     env["NEWSWIRE_STREAM_PREFIX"] = settings.prefix
     env["NEWSWIRE_DATA_DIR"] = str(settings.data_dir)
+    if not settings.flower_basic_auth:
+        env.setdefault("FLOWER_UNAUTHENTICATED_API", "true")  # Flower binds to 127.0.0.1 only
     if settings.allowed_networks:
         env["NEWSWIRE_ALLOWED_NETWORKS"] = ",".join(str(n) for n in settings.allowed_networks)
     root = str(Path(__file__).resolve().parent.parent)
@@ -101,7 +103,7 @@ def child_env(settings: Settings) -> dict[str, str]:
 
 @dataclass
 class Supervisor:
-    """Starts children and stops them in order: workers, then the rest, then Redis."""
+    """Starts children and stops them in order: beat, workers, Flower and the rest, then Redis."""
 
     settings: Settings
     workers: list[Child] = field(default_factory=list)
@@ -117,14 +119,13 @@ class Supervisor:
         return [c.name for c in self.workers + self.others if c.process and not c.alive()]
 
     def stop(self, timeout: float = 60.0) -> None:
-        for child in self.workers:
-            child.signal(signal.SIGTERM)  # warm shutdown: finish or return tasks
-        for child in self.workers:
-            child.wait(timeout)
-        for child in self.others:
-            child.signal(signal.SIGTERM)
-        for child in self.others:
-            child.wait(15)
+        producers = [c for c in self.others if c.name == "beat"]
+        rest = [c for c in self.others if c.name != "beat"]
+        for group, wait_s in ((producers, 15.0), (self.workers, timeout), (rest, 15.0)):
+            for child in group:
+                child.signal(signal.SIGTERM)  # workers: warm shutdown, unfinished tasks go back
+            for child in group:
+                child.wait(wait_s)
         if self.redis is not None:
             self.redis.stop()
 
