@@ -1,0 +1,263 @@
+"""Extraction stage: article body and metadata from one HTML page.
+
+The page is decoded and parsed once with lxml. The same tree serves the metadata the
+page declares (`ingest.pagemeta`), the tree repairs of `ingest.cleanup`, and trafilatura,
+which extracts the body in precision mode (a balanced second pass only when that leaves
+almost nothing). Trafilatura's and htmldate's heuristics fill in authors and dates the
+page does not declare. Their shapes stop here: callers only see `Article`.
+
+`article_from_feed` and `choose_article` are the fallback to the feed's own content.
+"""
+
+from __future__ import annotations
+
+import codecs
+import dataclasses
+import re
+
+from charset_normalizer import from_bytes
+from htmldate import find_date
+from lxml import etree
+from lxml.html import HtmlElement, HTMLParser, document_fromstring, fragment_fromstring
+from trafilatura import bare_extraction
+from trafilatura.metadata import extract_author
+from trafilatura.settings import Document
+
+from ingest import pagemeta
+from ingest.cleanup import clean_text, repair_tree
+from ingest.models import Article, FeedEntry
+
+PARSER = HTMLParser(remove_comments=True, remove_pis=True, collect_ids=False, default_doctype=False)
+BOMS = ((b"\xef\xbb\xbf", "utf-8"), (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16"))
+CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([\w.:-]+)""", re.IGNORECASE)
+LATIN1_ALIASES = frozenset({"iso-8859-1", "iso8859-1", "latin-1", "latin1", "us-ascii", "ascii"})
+XML_DECLARATION = re.compile(r"^\s*<\?xml[^>]*\?>")
+HTML_TAG = re.compile(r"<(?:!doctype|html|head|body|meta|title|div|p|article|main)\b", re.I)
+JUNK_CHARS = re.compile(r"[\x00-\x08\x0e-\x1f\x7f-\x9f\ufffd]")
+CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+WORD = re.compile(r"\w+")
+FEED_BLOCKS = ("p", "div", "br", "li", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "tr")
+PAYWALL = re.compile(
+    r"subscribe (?:now )?to (?:continue|keep) reading|to continue reading"
+    r"|continue reading (?:with|for)|already (?:a )?(?:subscriber|registered|have an account)"
+    r"|(?:subscribers?|members?)[- ]only|for (?:our )?(?:subscribers|members)"
+    r"|premium (?:content|article)|unlock (?:this|the full)|(?:sign|log) ?in to (?:read|continue)"
+    r"|register to (?:read|continue)|jetzt abonnieren|weiterlesen mit|nur für abonnenten"
+    r"|réservé aux abonnés|abonnez-vous|solo para suscriptores|riservato agli abbonati",
+    re.IGNORECASE,
+)
+TEASER_ENDINGS = ("…", "...", "[…]", "[...]")
+# what a parser or extractor bug on hostile markup raises; a worker's time limit or
+# shutdown (not subclasses of these) still propagates untouched
+LIBRARY_FAILURES = (
+    etree.LxmlError,
+    ValueError,
+    TypeError,
+    LookupError,
+    AttributeError,
+    ArithmeticError,
+    RecursionError,
+)
+
+MIN_RETRY_CHARS = 250  # a precision pass shorter than this gets a balanced second pass
+MIN_BODY_WORDS = 8  # fewer words (and under MIN_BODY_CHARS) is no usable body
+MIN_BODY_CHARS = 60  # scripts without spaces between words (CJK) count by characters
+MAX_HTML_SIZE = 10_000_000  # bigger pages are not articles, and would take seconds
+SNIFF_BYTES = 4096  # where <meta charset> is looked for
+DETECT_BYTES = 100_000  # what charset detection reads
+HEAD_CHARS = 5000  # what the binary-junk test reads
+MAX_JUNK_SHARE = 0.1  # more control/replacement characters than this: not a text document
+STUB_WORDS = 150  # a paywalled or teaser page is shorter than this
+MUCH_SHORTER = 0.5  # page text under half of the feed's own content: use the feed's
+
+
+class ExtractionError(Exception):
+    """Nothing usable on the page."""
+
+
+def warm_up() -> None:
+    """Load the lazily loaded models (language identifier, date parser) ahead of the first
+    page, e.g. from a worker's process-init hook; otherwise the first page pays ~0.5 s."""
+    pagemeta.detect_language("Warming up the language identifier before the first page.")
+    find_date("<html><body><p>Published 2026-01-02</p></body></html>", extensive_search=False)
+
+
+def extract_article(html: str | bytes, url: str) -> Article:
+    """Body + metadata from one page. Raises ExtractionError when no usable body."""
+    tree = parse_html(html)
+    try:
+        return build_article(tree, url)
+    except LIBRARY_FAILURES as err:  # lxml/trafilatura failing on hostile markup
+        raise ExtractionError(f"extraction failed: {err!r}") from err
+
+
+def build_article(tree: HtmlElement, url: str) -> Article:
+    meta = pagemeta.read_meta(tree)
+    title = pagemeta.find_title(tree, meta, url)
+    authors = pagemeta.find_authors(meta) or guess_authors(tree)
+    published = pagemeta.find_published(tree, meta) or guess_published(tree, url)
+    text = extract_text(tree, url, title, authors)
+    return Article(
+        text=text,
+        title=title,
+        authors=authors,
+        published_at=published,
+        language=pagemeta.detect_language(text, pagemeta.find_language(tree, meta)),
+        site_name=pagemeta.find_site_name(meta),
+        image=pagemeta.find_image(meta, url),
+        canonical_url=pagemeta.find_canonical(tree, meta, url),
+        description=pagemeta.find_description(meta),
+    )
+
+
+def extract_text(tree: HtmlElement, url: str, title: str | None, authors: tuple[str, ...]) -> str:
+    """Precision pass, cleaned; a balanced second pass when that leaves almost nothing."""
+    repair_tree(tree)
+    text = clean_text(run_trafilatura(tree, url, precision=True), title, authors)
+    if len(text) < MIN_RETRY_CHARS:
+        retry = clean_text(run_trafilatura(tree, url, precision=False), title, authors)
+        text = max(text, retry, key=len)
+    if not is_usable_text(text):
+        raise ExtractionError("no usable body")
+    return text
+
+
+def run_trafilatura(tree: HtmlElement, url: str, *, precision: bool) -> str:
+    """One trafilatura pass over (a copy of) the tree, reader comments excluded."""
+    doc = bare_extraction(tree, url=url, favor_precision=precision, include_comments=False)
+    return (doc.text or "") if isinstance(doc, Document) else ""
+
+
+def guess_authors(tree: HtmlElement) -> tuple[str, ...]:
+    """Trafilatura's byline heuristics, for pages that declare no author."""
+    return pagemeta.split_authors((extract_author(tree) or "").split(";"))
+
+
+def guess_published(tree: HtmlElement, url: str) -> str | None:
+    """htmldate's day-precision guess, for pages that declare no publication time."""
+    found = find_date(tree, extensive_search=False, original_date=True, url=url)
+    return pagemeta.date_only_iso(found)
+
+
+def is_usable_text(text: str) -> bool:
+    return len(WORD.findall(text)) >= MIN_BODY_WORDS or len(text) >= MIN_BODY_CHARS
+
+
+# --- decoding and parsing ----------------------------------------------------------------
+
+
+def parse_html(html: str | bytes) -> HtmlElement:
+    """Decode (bytes) and parse once; junk and empty documents raise ExtractionError."""
+    if len(html) > MAX_HTML_SIZE:
+        raise ExtractionError(f"page too large ({len(html)} > {MAX_HTML_SIZE})")
+    text = decode_html(html) if isinstance(html, bytes) else str(html)
+    text = XML_DECLARATION.sub("", text.lstrip("\ufeff"))
+    if not looks_like_html(text):
+        raise ExtractionError("not an HTML document")
+    try:
+        tree = document_fromstring(CONTROL_CHARS.sub("", text), parser=PARSER)
+    except (etree.LxmlError, ValueError) as err:
+        raise ExtractionError(f"unparsable HTML: {err}") from err
+    if tree is None or tree.find("body") is None:
+        raise ExtractionError("no <body> in the document")
+    return tree
+
+
+def decode_html(data: bytes) -> str:
+    """BOM, then valid UTF-8, then the declared charset, then detection."""
+    for bom, codec in BOMS:
+        if data.startswith(bom):
+            return data.decode(codec, errors="replace")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    codec = declared_charset(data) or detected_charset(data)
+    return data.decode(codec, errors="replace")
+
+
+def detected_charset(data: bytes) -> str:
+    best = from_bytes(data[:DETECT_BYTES]).best()
+    return (best.encoding if best else None) or "utf-8"
+
+
+def declared_charset(data: bytes) -> str | None:
+    """`<meta charset>` or the http-equiv Content-Type charset, if Python knows it."""
+    match = CHARSET.search(data[:SNIFF_BYTES])
+    if not match:
+        return None
+    name = match.group(1).decode("ascii", errors="ignore").lower()
+    if name in LATIN1_ALIASES:  # as browsers do (WHATWG encoding labels)
+        return "cp1252"
+    try:
+        return codecs.lookup(name).name
+    except LookupError:
+        return None
+
+
+def looks_like_html(text: str) -> bool:
+    """Real markup near the top, and few control or replacement characters."""
+    if not HTML_TAG.search(text, 0, 4 * HEAD_CHARS):
+        return False
+    head = text[:HEAD_CHARS]
+    return len(JUNK_CHARS.findall(head)) <= MAX_JUNK_SHARE * len(head)
+
+
+# --- the feed's own content, and the choice ---------------------------------------------
+
+
+def article_from_feed(entry: FeedEntry) -> Article:
+    """Fallback: the feed's own content (content_html, else summary) as clean text."""
+    text = html_to_text(entry.content_html) or html_to_text(entry.summary)
+    return Article(
+        text=text,
+        title=entry.title or None,
+        authors=entry.authors,
+        published_at=entry.published_at,
+        language=pagemeta.detect_language(text),
+        extraction="feed",
+    )
+
+
+def html_to_text(fragment: str) -> str:
+    """Plain paragraphs from a feed's HTML fragment (scripts and styles dropped)."""
+    if not fragment or not fragment.strip():
+        return ""
+    try:
+        root = fragment_fromstring(CONTROL_CHARS.sub("", fragment), create_parent="div")
+    except (etree.LxmlError, ValueError):
+        return ""
+    etree.strip_elements(root, "script", "style", "noscript", with_tail=False)
+    for block in root.iter(*FEED_BLOCKS):
+        block.tail = "\n" + (block.tail or "")
+    lines = (" ".join(line.split()) for line in root.text_content().splitlines())
+    return "\n".join(line for line in lines if line)
+
+
+def choose_article(page: Article | None, entry: FeedEntry) -> Article:
+    """Pure decision: the page's article, or the feed's content when the page failed, is a
+    paywall/teaser stub, or is much shorter than the feed's own content. Fills missing
+    metadata (title, authors, published_at) from the entry."""
+    feed = article_from_feed(entry)
+    if page is None:
+        return feed
+    if feed.text and is_worse_than_feed(page.text, feed.text):
+        language = page.language or feed.language
+        page = dataclasses.replace(page, text=feed.text, extraction="feed", language=language)
+    return dataclasses.replace(
+        page,
+        title=page.title or feed.title,
+        authors=page.authors or feed.authors,
+        published_at=page.published_at or feed.published_at,
+    )
+
+
+def is_worse_than_feed(page_text: str, feed_text: str) -> bool:
+    return is_stub(page_text) or len(page_text) < MUCH_SHORTER * len(feed_text)
+
+
+def is_stub(text: str) -> bool:
+    """A paywall or teaser page: short, with a subscription prompt or a cut-off end."""
+    if len(WORD.findall(text)) >= STUB_WORDS:
+        return False
+    return bool(PAYWALL.search(text)) or text.rstrip().endswith(TEASER_ENDINGS)
