@@ -1,13 +1,19 @@
 """The feed registry: the feeds file (TOML or OPML) and each feed's state in Redis.
 
 The feeds file is the source of truth for which feeds exist; Redis holds a
-mirror of it plus what polling learned (validators, health, counters).
+mirror of it plus what polling learned (validators, health, counters) and the
+entries each feed has shown. The Redis layout is kept small (under 1 KB per
+feed, see docs/polling.md): one field per feed in `{prefix}:feeds` (its config
+without the URL or defaults), a state hash `{prefix}:feed:{hash}` of short text
+values (so it stays a compact listpack), and a string `{prefix}:seen:{hash}` of
+6-byte digests of the entry keys the feed has shown.
 """
 
 from __future__ import annotations
 
 import hashlib
-import time
+import os
+import re
 import tomllib
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -20,6 +26,42 @@ import orjson
 import redis
 
 from ingest.models import Feed
+
+FEED_KEYS = frozenset({"url", "name", "interval", "enabled", "robots"})
+DIGEST_BYTES = 6  # per remembered entry; 48 bits keep false "seen" matches below 1e-12 per entry
+SEEN_MIN = 32  # a feed remembers at least this many entry keys, and twice its current entries
+URL_LINE = re.compile(r"(?m)^(\s*url\s*=\s*).*$")
+
+REMEMBER_LUA = """
+local size, cap = tonumber(ARGV[1]), tonumber(ARGV[2])
+local blob = redis.call('GET', KEYS[1]) or ''
+local current, fresh, kept = {}, {}, {}
+for i = 3, #ARGV do
+  if not current[ARGV[i]] then current[ARGV[i]] = true; fresh[#fresh + 1] = ARGV[i] end
+end
+for i = 1, #blob - size + 1, size do
+  local digest = string.sub(blob, i, i + size - 1)
+  if not current[digest] then kept[#kept + 1] = digest end
+end
+blob = table.concat(kept) .. table.concat(fresh)
+if #blob > cap * size then blob = string.sub(blob, #blob - cap * size + 1) end
+redis.call('SET', KEYS[1], blob)
+return #blob / size
+"""
+
+MOVE_LUA = """
+local config = redis.call('HGET', KEYS[1], ARGV[1]) or '{}'
+redis.call('HDEL', KEYS[1], ARGV[1])
+if redis.call('HSETNX', KEYS[1], ARGV[2], config) == 1 then
+  for i = 2, 4, 2 do
+    if redis.call('EXISTS', KEYS[i]) == 1 then redis.call('RENAME', KEYS[i], KEYS[i + 1]) end
+  end
+else
+  redis.call('DEL', KEYS[2], KEYS[4])
+end
+redis.call('HSET', KEYS[6], ARGV[1], ARGV[2])
+return 1
+"""
 
 
 class FeedsFileError(ValueError):
@@ -44,7 +86,7 @@ def parse_feeds_toml(text: str, name: str = "feeds.toml") -> list[Feed]:
 
 
 def feed_from_table(item: dict[str, Any], name: str, index: int) -> Feed:
-    unknown = set(item) - {"url", "name", "interval", "enabled"}
+    unknown = set(item) - FEED_KEYS
     if unknown:
         raise FeedsFileError(f"{name}: feed #{index}: unknown key(s) {sorted(unknown)}")
     url = item.get("url")
@@ -53,7 +95,13 @@ def feed_from_table(item: dict[str, Any], name: str, index: int) -> Feed:
     interval = item.get("interval")
     if interval is not None and (not isinstance(interval, int) or interval < 60):
         raise FeedsFileError(f"{name}: feed #{index} ({url}): interval must be an integer >= 60 seconds")
-    return Feed(url=url, name=item.get("name"), interval=interval, enabled=bool(item.get("enabled", True)))
+    for flag in ("enabled", "robots"):
+        if not isinstance(item.get(flag, True), bool):
+            raise FeedsFileError(f"{name}: feed #{index} ({url}): {flag} must be true or false")
+    return Feed(
+        url=url, name=item.get("name"), interval=interval, enabled=item.get("enabled", True),
+        robots=item.get("robots", True),
+    )  # fmt: skip
 
 
 def parse_opml(data: bytes, name: str = "feeds.opml") -> list[Feed]:
@@ -88,6 +136,10 @@ def render_feed_toml(feed: Feed) -> str:
         lines.append(f"name = {toml_str(feed.name)}")
     if feed.interval:
         lines.append(f"interval = {feed.interval}")
+    if not feed.enabled:
+        lines.append("enabled = false")
+    if not feed.robots:
+        lines.append("robots = false")
     return "\n".join(lines) + "\n"
 
 
@@ -114,8 +166,36 @@ def remove_feed_from_file(path: Path, url: str) -> bool:
     kept = [b for b in blocks if not block_has_url(b, url)]
     if len(kept) == len(blocks):
         return False
-    path.write_text("".join(kept), encoding="utf-8")
+    write_atomically(path, "".join(kept))
     return True
+
+
+def replace_feed_url_in_file(path: Path, old: str, new: str) -> bool:
+    """Point the `[[feed]]` block of `old` at `new` (a feed that moved), keeping its other keys.
+
+    When `new` is in the file already, the `old` block is dropped instead."""
+    require_toml(path)
+    blocks = split_blocks(path.read_text(encoding="utf-8"))
+    if not any(block_has_url(b, old) for b in blocks):
+        return False
+    if any(block_has_url(b, new) for b in blocks):
+        return remove_feed_from_file(path, old)
+    edited = [set_block_url(b, new) if block_has_url(b, old) else b for b in blocks]
+    write_atomically(path, "".join(edited))
+    return True
+
+
+def set_block_url(block: str, url: str) -> str:
+    return URL_LINE.sub(lambda m: m.group(1) + toml_str(url), block, count=1)
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Readers (the beat re-reading the file) see the old or the new file, never half of it."""
+    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temp.write_text(text, encoding="utf-8")
+    if path.exists():
+        os.chmod(temp, path.stat().st_mode & 0o7777)
+    os.replace(temp, path)
 
 
 def split_blocks(text: str) -> list[str]:
@@ -155,6 +235,24 @@ def feed_hash(url: str) -> str:
     return hashlib.sha1(url.encode(), usedforsecurity=False).hexdigest()[:16]
 
 
+def entry_digest(key: str) -> bytes:
+    """What the seen-set stores for one entry key: 6 bytes instead of a 20-character string."""
+    return hashlib.sha1(key.encode(), usedforsecurity=False).digest()[:DIGEST_BYTES]
+
+
+def split_digests(blob: bytes) -> list[bytes]:
+    return [blob[i : i + DIGEST_BYTES] for i in range(0, len(blob), DIGEST_BYTES)]
+
+
+def unseen_in(seen: frozenset[bytes], keys: list[str]) -> list[bool]:
+    return [entry_digest(k) not in seen for k in keys]
+
+
+def seen_capacity(entries: int) -> int:
+    """How many entry keys a feed remembers: its current entries, and as many that dropped out."""
+    return max(SEEN_MIN, 2 * entries)
+
+
 @dataclass(frozen=True, slots=True)
 class SyncResult:
     added: tuple[str, ...]
@@ -162,14 +260,18 @@ class SyncResult:
 
 
 class RedisFeedRegistry:
-    """Registered feeds (hash url -> config) and per-feed state hashes."""
+    """Registered feeds (hash url -> config), a state hash per feed and its seen-entry digests."""
 
     def __init__(self, client: redis.Redis, prefix: str) -> None:
         self.client: Any = client  # redis-py's reply types are too loose to check usefully
         self.prefix = prefix
         self.key = f"{prefix}:feeds"
+        self.moved_key = f"{prefix}:moved"
+        self._remember = client.register_script(REMEMBER_LUA)
+        self._move = client.register_script(MOVE_LUA)
 
     def sync(self, feeds: Iterable[Feed]) -> SyncResult:
+        """Mirror the feeds file; feeds that left it lose their state (a re-added feed starts afresh)."""
         wanted = {f.url: f for f in feeds}
         current = set(self.urls())
         removed = tuple(sorted(current - set(wanted)))
@@ -178,6 +280,7 @@ class RedisFeedRegistry:
             pipe.hset(self.key, mapping={u: encode_feed(f) for u, f in wanted.items()})
         if removed:
             pipe.hdel(self.key, *removed)
+            pipe.delete(*[k for url in removed for k in (self.state_key(url), self.seen_key(url))])
         pipe.execute()
         return SyncResult(added=tuple(sorted(set(wanted) - current)), removed=removed)
 
@@ -186,60 +289,110 @@ class RedisFeedRegistry:
 
     def get(self, url: str) -> Feed | None:
         raw = self.client.hget(self.key, url)
-        return decode_feed(raw) if raw else None
+        return decode_feed(url, raw) if raw else None
 
     def all(self) -> list[Feed]:
-        return [decode_feed(v) for v in self.client.hvals(self.key)]
+        return [decode_feed(u.decode(), v) for u, v in self.client.hgetall(self.key).items()]
 
     def state_key(self, url: str) -> str:
         return f"{self.prefix}:feed:{feed_hash(url)}"
+
+    def seen_key(self, url: str) -> str:
+        return f"{self.prefix}:seen:{feed_hash(url)}"
 
     def state(self, url: str) -> dict[str, str]:
         raw = self.client.hgetall(self.state_key(url))
         return {k.decode(): v.decode() for k, v in raw.items()}
 
+    def read(self, url: str) -> tuple[dict[str, str], frozenset[bytes]]:
+        """The feed's state and the digests of the entries it remembers, in one round trip."""
+        pipe = self.client.pipeline(transaction=False)
+        pipe.hgetall(self.state_key(url))
+        pipe.get(self.seen_key(url))
+        raw, blob = pipe.execute()
+        state = {k.decode(): v.decode() for k, v in raw.items()}
+        return state, frozenset(split_digests(blob or b""))
+
+    def disabled(self, urls: list[str]) -> set[str]:
+        """Which of `urls` polling disabled (410 Gone), in one round trip."""
+        pipe = self.client.pipeline(transaction=False)
+        for url in urls:
+            pipe.hexists(self.state_key(url), "disabled")
+        return {url for url, flag in zip(urls, pipe.execute(), strict=True) if flag}
+
     def update_state(self, url: str, fields: dict[str, Any], *, count: str | None = None) -> None:
-        pipe = self.client.pipeline()
+        """Set fields; a None or empty value deletes the field (an empty field still costs memory)."""
         key = self.state_key(url)
-        clean = {k: ("" if v is None else str(v)) for k, v in fields.items()}
-        if clean:
-            pipe.hset(key, mapping=clean)
+        keep = {k: str(v) for k, v in fields.items() if v is not None and v != ""}
+        drop = [k for k in fields if k not in keep]
+        pipe = self.client.pipeline()
+        if keep:
+            pipe.hset(key, mapping=keep)
+        if drop:
+            pipe.hdel(key, *drop)
         if count:
             pipe.hincrby(key, f"n_{count}", 1)
         pipe.execute()
 
     def unseen_entries(self, url: str, keys: list[str]) -> list[bool]:
-        """True for each entry key this feed never yielded before."""
-        if not keys:
-            return []
-        scores = self.client.zmscore(f"{self.prefix}:entries:{feed_hash(url)}", keys)
-        return [score is None for score in scores]
+        """True for each entry key this feed never yielded before (or long enough ago to be forgotten)."""
+        return unseen_in(self.read(url)[1], keys) if keys else []
 
-    def mark_new_entries(self, url: str, keys: list[str], now: float | None = None) -> list[bool]:
-        """Remember entry keys; True for each one never seen before (atomic per key)."""
+    def remember_entries(self, url: str, keys: list[str]) -> int:
+        """Remember the keys of the feed's current entries; returns how many are remembered.
+
+        Keys that drop out of the feed are kept, oldest forgotten first, up to
+        `seen_capacity`, so an entry that drops out and comes back is not new again."""
         if not keys:
-            return []
-        seen_key = f"{self.prefix}:entries:{feed_hash(url)}"
-        stamp = now or time.time()
-        pipe = self.client.pipeline()
-        for key in keys:
-            pipe.zadd(seen_key, {key: stamp}, nx=True)
-        pipe.zremrangebyscore(seen_key, "-inf", stamp - 180 * 86400)
-        results = pipe.execute()
-        return [bool(r) for r in results[:-1]]
+            return 0
+        digests = [entry_digest(k) for k in keys]
+        args: list[bytes | int] = [DIGEST_BYTES, seen_capacity(len(set(digests))), *digests]
+        return int(self._remember(keys=[self.seen_key(url)], args=args))
 
     def forget_entries(self, url: str) -> None:
-        self.client.delete(f"{self.prefix}:entries:{feed_hash(url)}", self.state_key(url))
+        self.client.delete(self.seen_key(url), self.state_key(url))
+
+    def move_feed(self, old: str, new: str) -> None:
+        """A feed that moved (301/308) keeps its config, state and seen entries under its new URL.
+
+        When `new` is registered already, `old` is dropped as a duplicate of it."""
+        keys = [self.key, self.state_key(old), self.state_key(new), self.seen_key(old), self.seen_key(new)]
+        self._move(keys=[*keys, self.moved_key], args=[old, new])
+
+    def moves(self) -> dict[str, str]:
+        """Old URL -> new URL for every feed that moved (used when the feeds file could not be edited)."""
+        return {k.decode(): v.decode() for k, v in self.client.hgetall(self.moved_key).items()}
+
+
+def apply_moves(feeds: list[Feed], moves: dict[str, str]) -> list[Feed]:
+    """The feeds file as polling knows it: feeds that moved at their new URL."""
+    moved = [Feed(**{**feed_fields(f), "url": follow_moves(f.url, moves)}) for f in feeds]
+    return unique_feeds(moved)
+
+
+def follow_moves(url: str, moves: dict[str, str]) -> str:
+    for _ in range(10):  # a feed can move more than once; a cycle stops here
+        if url not in moves:
+            break
+        url = moves[url]
+    return url
+
+
+def feed_fields(feed: Feed) -> dict[str, Any]:
+    return {"url": feed.url, "name": feed.name, "interval": feed.interval, "enabled": feed.enabled,
+            "robots": feed.robots}  # fmt: skip
 
 
 def encode_feed(feed: Feed) -> bytes:
-    return orjson.dumps(
-        {"url": feed.url, "name": feed.name, "interval": feed.interval, "enabled": feed.enabled}
-    )
+    """A feed's config without its URL (the hash field) or defaults: `{}` for most feeds."""
+    data = {k: v for k, v in feed_fields(feed).items() if k != "url" and v != DEFAULTS[k]}
+    return orjson.dumps(data)
 
 
-def decode_feed(raw: bytes) -> Feed:
+def decode_feed(url: str, raw: bytes) -> Feed:
     data = orjson.loads(raw)
-    return Feed(
-        url=data["url"], name=data.get("name"), interval=data.get("interval"), enabled=data["enabled"]
-    )
+    data.pop("url", None)  # written by older versions
+    return Feed(url=url, **{k: data.get(k, DEFAULTS[k]) for k in DEFAULTS})
+
+
+DEFAULTS: dict[str, Any] = {"name": None, "interval": None, "enabled": True, "robots": True}

@@ -4,6 +4,9 @@ The schedule is one sorted set of next-poll times. A tick claims the due feeds
 atomically (Lua), moving them to an in-flight set with a lease; a poll that
 finishes puts its feed back with the next time; a lease that expires (a worker
 died) is reaped back into the schedule. No ETA/countdown tasks anywhere.
+
+Every script touches only the members it moves, so the cost of a tick grows with
+the number of due feeds, not with the number registered (bench/scheduler.py).
 """
 
 from __future__ import annotations
@@ -18,13 +21,28 @@ MIN_INTERVAL_S = 300
 MAX_INTERVAL_S = 86400
 DEFAULT_INTERVAL_S = 900
 MAX_BACKOFF_S = 6 * 3600
+MIN_RETRY_AFTER_S = 60
 LEASE_S = 300
+MAX_IN_FLIGHT = 5000  # claimed but not yet finished (queued or polling), across all workers
+BATCH = 500  # members per ZADD/ZREM call inside a script (Lua's unpack has a stack limit)
 
 CLAIM_LUA = """
-local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
-for _, member in ipairs(due) do
-  redis.call('ZREM', KEYS[1], member)
-  redis.call('ZADD', KEYS[2], tonumber(ARGV[1]) + tonumber(ARGV[3]), member)
+local limit = tonumber(ARGV[2])
+if tonumber(ARGV[5]) > 0 then
+  limit = math.min(limit, tonumber(ARGV[5]) - redis.call('ZCARD', KEYS[2]))
+end
+if limit <= 0 then return {} end
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, limit)
+if #due == 0 then return due end
+redis.call('ZREMRANGEBYRANK', KEYS[1], 0, #due - 1)  -- the due feeds are the lowest ranks: one range delete
+local until_at = tonumber(ARGV[1]) + tonumber(ARGV[3])
+for i = 1, #due, tonumber(ARGV[4]) do
+  local scored = {}
+  for j = i, math.min(i + tonumber(ARGV[4]) - 1, #due) do
+    scored[#scored + 1] = until_at
+    scored[#scored + 1] = due[j]
+  end
+  redis.call('ZADD', KEYS[2], unpack(scored))
 end
 return due
 """
@@ -38,13 +56,31 @@ end
 return #expired
 """
 
+ADD_LUA = """
+local added = 0
+for i = 2, #ARGV do
+  if not redis.call('ZSCORE', KEYS[2], ARGV[i]) then
+    added = added + redis.call('ZADD', KEYS[1], 'NX', ARGV[1], ARGV[i])
+  end
+end
+return added
+"""
+
+FINISH_LUA = """
+if redis.call('ZREM', KEYS[2], ARGV[1]) == 1 or redis.call('ZSCORE', KEYS[1], ARGV[1]) then
+  redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+  return 1
+end
+return 0
+"""
+
 
 @dataclass(frozen=True, slots=True)
 class PollTiming:
     """What one poll told us about when to come back."""
 
     explicit_s: int | None = None  # the user's `interval`
-    hint_s: int | None = None  # <ttl>, sy:updatePeriod, Cache-Control max-age
+    hint_s: int | None = None  # <ttl>, sy:updatePeriod, Cache-Control max-age, Expires
     retry_after_s: int | None = None  # 429/503 Retry-After
     consecutive_errors: int = 0
     items_per_day: float | None = None
@@ -53,7 +89,7 @@ class PollTiming:
 def next_interval(timing: PollTiming) -> int:
     """Seconds until the next poll (before jitter)."""
     if timing.retry_after_s is not None:
-        return max(60, min(timing.retry_after_s, MAX_INTERVAL_S))
+        return max(MIN_RETRY_AFTER_S, min(timing.retry_after_s, MAX_INTERVAL_S))
     if timing.consecutive_errors:
         return error_backoff(timing.consecutive_errors, timing.explicit_s or DEFAULT_INTERVAL_S)
     if timing.explicit_s:
@@ -62,6 +98,14 @@ def next_interval(timing: PollTiming) -> int:
     if timing.hint_s:
         base = max(base, timing.hint_s)
     return clamp(base)
+
+
+def next_delay(timing: PollTiming, rng: random.Random | None = None) -> float:
+    """Seconds until the next poll, jittered; never earlier than a server's Retry-After."""
+    interval = next_interval(timing)
+    if timing.retry_after_s is not None:
+        return interval * (rng or random).uniform(1.0, 1.1)
+    return with_jitter(interval, rng)
 
 
 def adaptive_interval(items_per_day: float | None) -> int:
@@ -94,11 +138,22 @@ class RedisSchedule:
         self.inflight_key = f"{prefix}:inflight"
         self._claim = client.register_script(CLAIM_LUA)
         self._reap = client.register_script(REAP_LUA)
+        self._add = client.register_script(ADD_LUA)
+        self._finish = client.register_script(FINISH_LUA)
 
     def add(self, url: str, at: float, *, only_new: bool = True) -> None:
-        if only_new and self.client.zscore(self.inflight_key, url) is not None:
-            return
-        self.client.zadd(self.due_key, {url: at}, nx=only_new)
+        if only_new:
+            self.add_many([url], at)
+        else:
+            self.client.zadd(self.due_key, {url: at})
+
+    def add_many(self, urls: list[str], at: float) -> int:
+        """Schedule feeds not yet scheduled nor in flight, due at `at`; returns how many were added."""
+        added = 0
+        for i in range(0, len(urls), BATCH):
+            chunk = urls[i : i + BATCH]
+            added += int(self._add(keys=[self.due_key, self.inflight_key], args=[at, *chunk]))
+        return added
 
     def remove(self, url: str) -> None:
         pipe = self.client.pipeline()
@@ -106,14 +161,29 @@ class RedisSchedule:
         pipe.zrem(self.inflight_key, url)
         pipe.execute()
 
-    def claim_due(self, now: float, limit: int = 1000, lease_s: int = LEASE_S) -> list[str]:
-        due = self._claim(keys=[self.due_key, self.inflight_key], args=[now, limit, lease_s])
+    def claim_due(
+        self, now: float, limit: int = 1000, lease_s: int = LEASE_S, max_in_flight: int = MAX_IN_FLIGHT
+    ) -> list[str]:
+        """Move up to `limit` due feeds in flight, leaving at most `max_in_flight` in flight (0: no cap).
+
+        The cap keeps the queue short enough to drain well within a lease: when workers fall
+        behind, feeds wait (late) in the schedule instead of expiring in the queue and being
+        handed out twice."""
+        args = [now, limit, lease_s, BATCH, max_in_flight]
+        due = self._claim(keys=[self.due_key, self.inflight_key], args=args)
         return [m.decode() if isinstance(m, bytes) else str(m) for m in due]
 
-    def finish(self, url: str, next_at: float) -> None:
+    def finish(self, url: str, next_at: float) -> bool:
+        """Put a polled feed back with its next time; a feed removed meanwhile stays removed."""
+        keys = [self.due_key, self.inflight_key]
+        return bool(self._finish(keys=keys, args=[url, next_at]))
+
+    def move(self, old: str, new: str, next_at: float) -> None:
+        """A feed that moved: its old URL leaves the schedule, its new one is due at `next_at`."""
         pipe = self.client.pipeline()
-        pipe.zrem(self.inflight_key, url)
-        pipe.zadd(self.due_key, {url: next_at})
+        pipe.zrem(self.due_key, old)
+        pipe.zrem(self.inflight_key, old)
+        pipe.zadd(self.due_key, {new: next_at})
         pipe.execute()
 
     def reap(self, now: float, limit: int = 1000) -> int:

@@ -1,0 +1,164 @@
+"""Per-host politeness shared by every worker, kept in Redis.
+
+At most `max_concurrent` requests in flight per host and at least `min_spacing_s`
+between the starts of two requests to it, whichever worker or machine sends them.
+One Lua script decides and takes a slot atomically, on the Redis server's clock
+(so workers on machines with skewed clocks agree). A slot is a lease: a member of
+`{prefix}:host:{host}`, scored by its expiry, released when the request ends
+(even when it raises) and dropped by the next caller once expired (a worker that
+died holding it). Both keys expire by themselves, so idle hosts cost nothing.
+
+`PoliteFetcher` puts this (and robots.txt, for article pages) in front of a
+`Fetcher`; a caller that cannot get a slot within its wait gets `HostBusy` and
+defers the work instead of counting it as an error.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import redis
+
+from ingest.fetch import Fetcher, FetchError, FetchResult
+from ingest.robots import ROBOTS_ACCEPT, RobotsRules
+
+BUSY_RETRY_MS = 200  # all slots taken: when to ask again (a slot frees when a request ends)
+
+ACQUIRE_LUA = """
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+local spacing, lease = tonumber(ARGV[3]), tonumber(ARGV[4])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then
+  return tonumber(ARGV[5])
+end
+local next_at = tonumber(redis.call('GET', KEYS[2]) or '0')
+if now < next_at then
+  return next_at - now
+end
+redis.call('ZADD', KEYS[1], now + lease, ARGV[1])
+redis.call('PEXPIRE', KEYS[1], lease)
+if spacing > 0 then
+  redis.call('SET', KEYS[2], now + spacing, 'PX', spacing)
+end
+return 0
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class HostPolicy:
+    max_concurrent: int = 2
+    min_spacing_s: float = 1.0
+    lease_s: float = 60.0  # longer than any request may take (the fetch timeout plus a margin)
+
+
+class HostBusy(Exception):  # noqa: N818 - a condition to defer on, not an error
+    """No slot for this host within the caller's wait: defer the work, it is not an error."""
+
+    def __init__(self, host: str, wait_s: float) -> None:
+        super().__init__(f"{host} busy: next slot in {wait_s:.2f}s")
+        self.host = host
+        self.wait_s = wait_s
+
+
+def host_of(url: str) -> str:
+    """The politeness key of a URL: its lower-cased host, with the port when it is not the default."""
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    default = {"http": 80, "https": 443}.get(parts.scheme)
+    return host if parts.port in (None, default) else f"{host}:{parts.port}"
+
+
+class RedisHostLimiter:
+    """Slots per host, shared through Redis by every thread, process and machine."""
+
+    def __init__(self, client: redis.Redis, prefix: str, policy: HostPolicy | None = None) -> None:
+        self.client: Any = client  # redis-py's reply types are too loose to check usefully
+        self.prefix = prefix
+        self.policy = policy or HostPolicy()
+        self._acquire = client.register_script(ACQUIRE_LUA)
+
+    def keys(self, host: str) -> list[str]:
+        return [f"{self.prefix}:host:{host}", f"{self.prefix}:host:{host}:next"]
+
+    def try_acquire(self, host: str, token: str) -> float:
+        """0 when the slot is taken for `token`; otherwise seconds to wait before asking again."""
+        policy = self.policy
+        args: list[str | int] = [
+            token, policy.max_concurrent, int(policy.min_spacing_s * 1000), int(policy.lease_s * 1000),
+            BUSY_RETRY_MS,
+        ]  # fmt: skip
+        return int(self._acquire(keys=self.keys(host), args=args)) / 1000
+
+    def acquire(
+        self, host: str, token: str, max_wait_s: float, sleep: Callable[[float], None] = time.sleep
+    ) -> None:
+        """Take a slot, waiting up to `max_wait_s`; HostBusy when the next one is further away."""
+        deadline = time.monotonic() + max_wait_s
+        while True:
+            wait = self.try_acquire(host, token)
+            if wait == 0:
+                return
+            if time.monotonic() + wait > deadline:
+                raise HostBusy(host, wait)
+            sleep(wait + random.uniform(0, 0.02))  # waiting threads do not all wake at once
+
+    def release(self, host: str, token: str) -> None:
+        self.client.zrem(self.keys(host)[0], token)
+
+    @contextlib.contextmanager
+    def slot(self, url: str, max_wait_s: float = 0.0) -> Iterator[None]:
+        """Hold one of the host's slots for the body of the `with`; released however it ends."""
+        host, token = host_of(url), uuid.uuid4().hex
+        self.acquire(host, token, max_wait_s)
+        try:
+            yield
+        finally:
+            self.release(host, token)
+
+    def in_flight(self, host: str) -> int:
+        return int(self.client.zcard(self.keys(host)[0]))
+
+
+class PoliteFetcher:
+    """A `Fetcher` behind the host limiter and, for article pages, robots.txt.
+
+    `get` has the `Fetcher.get` signature: raises `HostBusy` when no slot came
+    within `max_wait_s`, and `FetchError("robots")` for a page robots.txt forbids."""
+
+    def __init__(
+        self,
+        fetcher: Fetcher,
+        limiter: RedisHostLimiter,
+        *,
+        robots: RobotsRules | None = None,
+        max_wait_s: float = 0.0,
+    ) -> None:
+        self.fetcher = fetcher
+        self.limiter = limiter
+        self.robots = robots
+        self.max_wait_s = max_wait_s
+
+    def get(
+        self,
+        url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        accept: str | None = None,
+        allowed_types: tuple[str, ...] | None = None,
+    ) -> FetchResult:
+        if self.robots is not None and not self.robots.allows(url, self._get_robots):
+            raise FetchError("robots", url, "disallowed by robots.txt")
+        with self.limiter.slot(url, self.max_wait_s):
+            return self.fetcher.get(url, headers=headers, accept=accept, allowed_types=allowed_types)
+
+    def _get_robots(self, robots_txt: str) -> FetchResult:
+        with self.limiter.slot(robots_txt, self.max_wait_s):
+            return self.fetcher.get(robots_txt, accept=ROBOTS_ACCEPT, allowed_types=("text/plain",))
