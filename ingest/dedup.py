@@ -86,6 +86,11 @@ def article_id(url: str) -> str:
     return hashlib.sha256(url_key(url).encode()).hexdigest()[:24]
 
 
+def article_ref(doc_id: str) -> bytes:
+    """8 bytes naming an article inside the shared indexes (near-duplicates, stories)."""
+    return hashlib.blake2b(doc_id.encode(), digest_size=8).digest()
+
+
 def normalize_text(text: str) -> str:
     """Case-, accent- and punctuation-insensitive form of a body, for exact-copy hashing."""
     folded = unicodedata.normalize("NFKD", text.casefold())

@@ -1,6 +1,14 @@
 import pytest
 
-from ingest.dedup import article_id, canonical_url, content_hash, normalize_text, same_site, url_key
+from ingest.dedup import (
+    article_id,
+    article_ref,
+    canonical_url,
+    content_hash,
+    normalize_text,
+    same_site,
+    url_key,
+)
 
 
 @pytest.mark.parametrize(
@@ -48,3 +56,10 @@ def test_content_hash_ignores_case_accents_punctuation_and_spacing() -> None:
     assert normalize_text(a) == normalize_text(b)
     assert content_hash(a) == content_hash(b)
     assert content_hash(a) != content_hash("Talks collapsed in Geneva on Monday.")
+
+
+def test_article_ref_is_eight_stable_bytes() -> None:
+    ref = article_ref("6a04fa6630321a84b0f47895")
+    assert len(ref) == 8
+    assert ref == article_ref("6a04fa6630321a84b0f47895")
+    assert ref != article_ref("6a04fa6630321a84b0f47896")

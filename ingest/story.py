@@ -1,0 +1,250 @@
+"""Story clustering: different articles about the same event share one `story_id`.
+
+Pure part: `story_terms` picks up to 24 telling terms of an article: names
+(capitalised words inside sentences), figures, and the content words of the
+headline, cut to a 6-letter stem so "Ukraine"/"Ukrainian" and "tariff"/"tariffs"
+meet. Redis part: the Lua function `st_assign`, run inside the publish script,
+weighs each term by how rare it is among the articles of the last 48 hours
+(its posting list is a sorted set by time), finds the earlier articles sharing
+the rarest terms, and joins the story of the most similar one if the idf-weighted
+cosine of the two term sets reaches the threshold; otherwise the article starts
+its own story. Looking up and indexing happen in one script, so two workers
+publishing two reports of a new event at once still end up in one story.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import unicodedata
+from dataclasses import dataclass
+from functools import lru_cache
+from string import Template
+from typing import Any
+
+import redis
+
+from ingest.dedup import article_ref
+
+MAX_TERMS = 32
+LEAD_WORDS = 160  # the headline and the lead carry the event; later paragraphs drift to background
+STEM = 6
+TITLE_BONUS = 2.0
+NAME_BONUS = 1.0
+MARK_WEIGHT = 2.0  # a shared name or figure counts double: shared names tell events apart
+THRESHOLD = 0.22  # idf-weighted cosine of term sets (tuned on tests/data/stories_labelled.jsonl)
+COMMON = 400  # a term in this many articles is background ("Ukraine" in a war): lists stop growing
+RECENT = 60  # candidates come from the latest articles on each rarer term
+TOP_CANDIDATES = 12
+DEFAULT_WINDOW_S = 48 * 3600
+
+TOKEN_RE = re.compile(r"[^\W_]+(?:[.,'’][^\W_]+)*%?", re.UNICODE)
+SENTENCE_END_RE = re.compile(r"[.!?:;\"“”]\s*$|^\W*$")
+YEAR_RE = re.compile(r"(19|20)\d\d")
+STOPWORD_TEXT = """
+    a about above after again against all also am an and any are as at be because been before being
+    below between both but by can could did do does doing down during each few for from further had has
+    have having he her here hers him his how i if in into is it its itself just me more most my no nor
+    not now of off on once only or other our out over own same she should so some such than that the
+    their them then there these they this those through to too under until up very was we were what when
+    where which while who whom why will with would you your yours said says say told tell according
+    new one two three four five six seven eight nine ten first second last next week weeks year years
+    day days month months time today yesterday tomorrow monday tuesday wednesday thursday friday
+    saturday sunday january february march april may june july august september october november
+    december mr mrs ms dr per cent percent people officials official government news report reports
+    reported statement spokesman spokeswoman spokesperson told added including however still would
+    could might must shall us since around across amid among another later earlier early late expected
+    saying called made make makes take takes took come came going back well much many least less
+    several whose without within also because while"""
+STOPWORDS = frozenset(STOPWORD_TEXT.split())
+
+
+@lru_cache(maxsize=65536)
+def fold(word: str) -> str:
+    """Lower-case, accents off, possessive off ("Kyiv's" -> "kyiv"). Cached: news vocabulary repeats."""
+    decomposed = unicodedata.normalize("NFKD", word.casefold())
+    plain = "".join(c for c in decomposed if not unicodedata.combining(c))
+    return plain.replace("’", "'").split("'")[0]
+
+
+def tokens_with_starts(text: str) -> list[tuple[str, bool]]:
+    """Each token and whether it begins a sentence (where capitals say nothing)."""
+    out: list[tuple[str, bool]] = []
+    for match in TOKEN_RE.finditer(text):
+        before = text[max(0, match.start() - 3) : match.start()]
+        out.append((match.group(), not out or bool(SENTENCE_END_RE.search(before))))
+    return out
+
+
+def is_name(token: str, starts_sentence: bool) -> bool:
+    if len(token) > 1 and token.isupper():
+        return True  # EU, NATO, UAE
+    return token[:1].isupper() and not starts_sentence
+
+
+def is_figure(token: str) -> bool:
+    """Numbers that identify an event (casualties, rates, sums)."""
+    if not any(c.isdigit() for c in token):
+        return False  # the common case, without a regex
+    digits = re.sub(r"\D", "", token)
+    return bool(digits) and (len(digits) >= 2 or "%" in token)
+
+
+def is_year(token: str) -> bool:
+    return len(token) == 4 and bool(YEAR_RE.fullmatch(token))
+
+
+def is_title_case(title: str) -> bool:
+    """Headlines In Title Case: their capitals say nothing about names."""
+    words = [w for w in title.split() if len(w) >= 4 and w[:1].isalpha()]
+    return len(words) >= 3 and sum(w[:1].isupper() for w in words) >= 0.6 * len(words)
+
+
+@dataclass(slots=True)
+class TermScore:
+    weight: float = 0.0
+    marked: bool = False  # seen as a name or a figure
+
+
+def score_field(scores: dict[str, TermScore], field: str, bonus: float, *, names: bool) -> None:
+    for token, starts in tokens_with_starts(field):
+        word = fold(token)
+        if (len(word) < 4 and not is_figure(token)) or word in STOPWORDS or is_year(token):
+            continue
+        marked = (names and is_name(token, starts)) or is_figure(token)
+        score = scores.setdefault(word[:STEM], TermScore())
+        score.weight += 1.0 + bonus + (NAME_BONUS if marked else 0.0)
+        score.marked = score.marked or marked
+
+
+def story_terms(title: str, text: str) -> tuple[str, ...]:
+    """Up to 32 terms that tell this event from others, strongest first (ties: first seen).
+
+    Names and figures end in `*`: they weigh double when two articles are compared.
+    """
+    scores: dict[str, TermScore] = {}
+    score_field(scores, title, TITLE_BONUS, names=not is_title_case(title))
+    score_field(scores, " ".join(text.split()[:LEAD_WORDS]), 0.0, names=True)
+    ranked = sorted(scores, key=lambda t: -scores[t].weight)[:MAX_TERMS]
+    return tuple(t + ("*" if scores[t].marked else "") for t in ranked)
+
+
+LUA_TEMPLATE = Template("""
+local ST_COMMON, ST_RECENT, ST_TOP, ST_MARK = $common, $recent, $top, $mark
+
+-- "kyiv* truce" -> {{'kyiv', 2}, {'truce', 1}}: names and figures weigh double
+local function st_parse(s)
+  local out = {}
+  for token in string.gmatch(s, '%S+') do
+    local base, star = string.match(token, '^(.-)(%*?)$$')
+    out[#out + 1] = {base, star == '*' and ST_MARK or 1}
+  end
+  return out
+end
+
+-- Each term's idf over the window (a posting list keeps its ST_COMMON latest articles: a term
+-- that fills it is background); the latest articles sharing the rarer terms, scored.
+local function st_scores(pfx, now, window, terms, n)
+  local idf, score, norm = {}, {}, 0
+  for _, term in ipairs(terms) do
+    local key = pfx .. 't:' .. term[1]
+    redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
+    local df = redis.call('ZCARD', key)
+    local w = math.log(1 + n / (df + 1))
+    idf[term[1]], norm = {w, term[2], df}, norm + (w * term[2]) ^ 2
+    if df > 0 and df < ST_COMMON then
+      for _, m in ipairs(redis.call('ZRANGE', key, -ST_RECENT, -1)) do
+        score[m] = (score[m] or 0) + w * term[2]
+      end
+    end
+  end
+  return idf, score, math.sqrt(norm)
+end
+
+local function st_ranked(score)
+  local list = {}
+  for m, s in pairs(score) do list[#list + 1] = {m, s} end
+  table.sort(list, function(a, b) return a[2] > b[2] or (a[2] == b[2] and a[1] < b[1]) end)
+  return list
+end
+
+-- Cosine of the two weighted term sets, both weighed by today's idf (their terms that are not
+-- ours count as rare: df 1). A record is "story term term* ...".
+local function st_similarity(idf, norm, n, rec)
+  local story, rest = string.match(rec, '^(%S+) ?(.*)$$')
+  local dot, their, rare = 0, 0, math.log(1 + n / 2)
+  for _, term in ipairs(st_parse(rest)) do
+    local mine = idf[term[1]]
+    local w = (mine and mine[1] or rare) * term[2]
+    their = their + w * w
+    if mine then dot = dot + mine[1] * mine[1] * mine[2] * term[2] end
+  end
+  return story, dot / math.max(norm * math.sqrt(their), 1e-9)
+end
+
+local function st_index(pfx, now, window, terms, idf, terms_str, ref, story)
+  for _, term in ipairs(terms) do
+    local key = pfx .. 't:' .. term[1]
+    redis.call('ZADD', key, now, ref)
+    if idf[term[1]][3] >= ST_COMMON then redis.call('ZREMRANGEBYRANK', key, 0, -ST_COMMON - 1) end
+    redis.call('EXPIRE', key, math.ceil(window))
+  end
+  redis.call('ZADD', pfx .. 'all', now, ref)
+  redis.call('EXPIRE', pfx .. 'all', math.ceil(window))
+  redis.call('SET', pfx .. 'd:' .. ref, story .. ' ' .. terms_str, 'EX', math.ceil(window))
+end
+
+-- The story of this article (an earlier one's, or its own id) and the similarity that decided it.
+-- `ref` (8 bytes) names the article in posting lists; records keep the story id.
+local function st_assign(pfx, now, window, threshold, terms_str, id, ref)
+  redis.call('ZREMRANGEBYSCORE', pfx .. 'all', '-inf', now - window)
+  local terms, n = st_parse(terms_str), redis.call('ZCARD', pfx .. 'all') + 1
+  local idf, score, norm = st_scores(pfx, now, window, terms, n)
+  local story, best = id, 0
+  for i, cand in ipairs(st_ranked(score)) do
+    if i > ST_TOP then break end
+    local rec = redis.call('GET', pfx .. 'd:' .. cand[1])
+    if rec then
+      local their_story, sim = st_similarity(idf, norm, n, rec)
+      if sim >= threshold and sim > best then story, best = their_story, sim end
+    end
+  end
+  st_index(pfx, now, window, terms, idf, terms_str, ref, story)
+  return {story, tostring(best)}
+end
+""")
+
+STORY_LUA = LUA_TEMPLATE.substitute(common=COMMON, recent=RECENT, top=TOP_CANDIDATES, mark=MARK_WEIGHT)
+ASSIGN_CALL = (
+    "return st_assign(ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), unpack(ARGV, 5, 7))"
+)
+ASSIGN_LUA = f"{STORY_LUA}\n{ASSIGN_CALL}\n"
+
+
+def story_prefix(prefix: str) -> str:
+    return f"{prefix}:story:"
+
+
+class RedisStoryIndex:
+    """Story assignment on its own (the labelled evaluation uses it; publishing runs the
+    same Lua inside its publish script)."""
+
+    def __init__(
+        self, client: redis.Redis, prefix: str, *, window_s: float = DEFAULT_WINDOW_S,
+        threshold: float = THRESHOLD,
+    ) -> None:  # fmt: skip
+        self.client: Any = client
+        self.key_prefix = story_prefix(prefix)
+        self.window_s = window_s
+        self.threshold = threshold
+        self._assign = client.register_script(ASSIGN_LUA)
+
+    def assign(self, doc_id: str, title: str, text: str, *, now: float | None = None) -> str:
+        """Index the article and return its story id (one round trip, atomic)."""
+        terms = " ".join(story_terms(title, text))
+        args: list[str | float | bytes] = [
+            self.key_prefix, now or time.time(), self.window_s, self.threshold, terms, doc_id,
+            article_ref(doc_id),
+        ]  # fmt: skip
+        story, _ = self._assign(args=args)
+        return str(story.decode() if isinstance(story, bytes) else story)

@@ -1,0 +1,163 @@
+"""Near-duplicate signatures (pure) and the shared index in a real Redis."""
+
+from __future__ import annotations
+
+import hashlib
+import random
+
+import pytest
+import redis
+
+from ingest import neardup
+from ingest.dedup import normalize_text
+
+VOCAB_TEXT = (
+    "the council voted on tuesday to extend the tram line by four kilometres to the harbour "
+    "where a new depot will be built opponents said the cost had doubled since the plan was "
+    "first shown and that buses would serve the district better residents who live near the "
+    "route will be consulted again in the spring before work starts in the summer of next year "
+    "engineers expect the line to carry twelve thousand passengers a day once it opens"
+)
+VOCAB = VOCAB_TEXT.split()
+NOW = 1_800_000_000.0
+
+
+def article(seed: int, words: int = 300) -> str:
+    """A body of its own: words drawn from one vocabulary, so distinct articles still share words."""
+    rng = random.Random(seed)
+    sentences = []
+    while sum(len(s.split()) for s in sentences) < words:
+        sentences.append(" ".join(rng.choice(VOCAB) for _ in range(rng.randint(8, 20))).capitalize() + ".")
+    return " ".join(sentences)
+
+
+def shingles(text: str) -> set[tuple[str, ...]]:
+    words = normalize_text(text).split()
+    return {tuple(words[i : i + 5]) for i in range(len(words) - 4)}
+
+
+def exact_jaccard(a: str, b: str) -> float:
+    sa, sb = shingles(a), shingles(b)
+    return len(sa & sb) / len(sa | sb)
+
+
+def sig(text: str) -> neardup.Signature:
+    result = neardup.signature(text)
+    assert result is not None
+    return result
+
+
+# --- pure -----------------------------------------------------------------------------------
+
+
+def test_short_bodies_get_no_signature() -> None:
+    assert neardup.signature(" ".join(["word"] * 79)) is None
+    assert neardup.signature(article(1, 100)) is not None
+
+
+PINNED_DIGEST = "3dad33f4009e41a6"  # changing it orphans every stored signature
+
+
+def test_signature_is_fixed_forever() -> None:
+    """Stored signatures outlive a deploy: the hash family must never change silently."""
+    digest = hashlib.sha256(sig(article(42)).values).hexdigest()[:16]
+    assert digest == PINNED_DIGEST
+
+
+def test_case_and_punctuation_do_not_change_the_signature() -> None:
+    text = article(3)
+    assert sig(text) == sig(text.upper().replace(".", " !"))
+
+
+@pytest.mark.parametrize("keep", [0.5, 0.7, 0.9])
+def test_estimate_is_close_to_the_exact_jaccard(keep: float) -> None:
+    errors = []
+    for seed in range(20):
+        text = article(seed, 400)
+        words = text.split()
+        trimmed = " ".join(words[: int(len(words) * keep)])
+        errors.append(neardup.estimate_jaccard(sig(text), sig(trimmed)) - exact_jaccard(text, trimmed))
+    assert abs(sum(errors) / len(errors)) < 0.03  # unbiased
+    assert max(abs(e) for e in errors) < 0.15  # about 3.5 standard deviations at 128 permutations
+
+
+def test_copies_are_near_duplicates_and_distinct_articles_are_not() -> None:
+    text = article(5, 400)
+    words = text.split()
+    assert neardup.is_near_duplicate(sig(text), sig("PARIS (Wire) — " + text + " Editing by A. N. Other."))
+    assert neardup.is_near_duplicate(sig(text), sig(" ".join(words[: int(len(words) * 0.7)])))
+    assert neardup.is_near_duplicate(sig(text), sig(article(99, 130) + " " + text))  # grown by a third
+    assert not any(neardup.is_near_duplicate(sig(text), sig(article(s, 400))) for s in range(6, 30))
+
+
+def test_containment_rule() -> None:
+    assert neardup.is_copy(0.8, 500, 500)
+    assert neardup.is_copy(0.7, 700, 1000)  # a 70% trim: all of the smaller body is inside
+    assert not neardup.is_copy(0.5, 1000, 1000)  # half the text changed
+    assert not neardup.is_copy(0.1, 100, 2000)  # too little overlap to trust the estimate
+
+
+def test_lookup_blob_layout() -> None:
+    blob = neardup.lookup_blob(sig(article(8)))
+    assert len(blob) == 4 + 256 + 32 * 4 + 32 * neardup.MAX_BUCKET_BITS
+    assert set(blob[4 + 256 + 128 :]) <= set(b"01")
+
+
+# --- the shared index --------------------------------------------------------------------
+
+
+@pytest.fixture
+def index(redis_client: redis.Redis, prefix: str) -> neardup.RedisNearDupIndex:
+    return neardup.RedisNearDupIndex(redis_client, prefix, window_s=7 * 86400)
+
+
+def doc_id(n: int) -> str:
+    return f"{n:024x}"
+
+
+def test_index_finds_a_copy_and_not_a_stranger(index: neardup.RedisNearDupIndex) -> None:
+    text = article(10, 400)
+    index.insert(sig(text), doc_id(1), now=NOW)
+    for s in range(11, 40):
+        index.insert(sig(article(s, 400)), doc_id(s), now=NOW)
+    copy = "Update: " + " ".join(text.split()[: int(len(text.split()) * 0.75)])
+    assert index.find(sig(copy), now=NOW + 60) == doc_id(1)
+    assert index.find(sig(article(77, 400)), now=NOW + 60) is None
+    assert index.find(sig(text), own_id=doc_id(1), now=NOW) is None  # an article is no copy of itself
+
+
+def test_lua_and_python_agree_on_what_is_a_copy(index: neardup.RedisNearDupIndex) -> None:
+    base = article(20, 300)
+    index.insert(sig(base), doc_id(20), now=NOW)
+    words = base.split()
+    rng = random.Random(4)
+    verdicts = []
+    for share in (0.005, 0.01, 0.02, 0.03, 0.04, 0.06, 0.1):
+        for keep in (1.0, 0.6):
+            edited = list(words[: int(len(words) * keep)])
+            for i in rng.sample(range(len(edited)), int(share * len(edited))):
+                edited[i] = "zzz"
+            probe = sig(" ".join(edited))
+            verdicts.append(neardup.is_near_duplicate(sig(base), probe))
+            assert (index.find(probe, now=NOW) == doc_id(20)) == verdicts[-1], (share, keep)
+    assert True in verdicts
+    assert False in verdicts
+
+
+def test_entries_leave_the_window(index: neardup.RedisNearDupIndex, redis_client: redis.Redis) -> None:
+    text = article(30, 300)
+    index.insert(sig(text), doc_id(30), now=NOW)
+    window = index.window_s
+    assert index.find(sig(text), now=NOW + window * 0.99) == doc_id(30)
+    assert index.find(sig(text), now=NOW + window * 2.01) is None  # at most two windows
+    ttls = [redis_client.ttl(k) for k in redis_client.scan_iter(f"{index.key_prefix}*")]
+    assert ttls
+    assert all(t > 0 for t in ttls)  # every key expires on its own
+
+
+def test_buckets_stay_compact(index: neardup.RedisNearDupIndex, redis_client: redis.Redis) -> None:
+    for s in range(50):
+        index.insert(sig(article(100 + s, 120)), doc_id(100 + s), now=NOW)
+    buckets = [k for k in redis_client.scan_iter(f"{index.key_prefix}*") if not k.endswith((b":m", b":s"))]
+    assert len(buckets) <= 50 * neardup.BANDS
+    assert {redis_client.object("encoding", k) for k in buckets} == {b"listpack"}
