@@ -1,21 +1,65 @@
-"""Reading the output streams through a consumer group (at least once).
+"""Reading the output streams through a consumer group: at least once, with a dead-letter stream.
 
-    for doc in consume(client, "newswire:articles", group="my-app", consumer="host-1"):
-        handle(doc)            # acked after this returns
+    for delivery in consume(client, "newswire:articles", group="my-app", consumer="host-1"):
+        handle(delivery.document)      # acked once you ask for the next one
 
-A consumer first re-reads its own pending entries (delivered before a crash,
-never acked), then new ones. Entries a dead consumer left pending are claimed
-after `claim_idle_ms`.
+    run(client, "newswire:articles", handle, group="my-app", consumer="host-1", follow=True)
+
+Order of work: this consumer's own pending entries (delivered before a crash,
+never acked), then entries any consumer left pending longer than `claim_idle_ms`
+(it died, or its handler failed), then new ones; `follow` repeats the claim pass
+every `claim_idle_ms / 2`. Acks are batched: a handled entry is acked with the
+next command sent (one XACK with many ids, pipelined with the next read), so a
+crash redelivers at most one batch of handled entries and never loses one.
+
+Pending entries are recovered one at a time with XCLAIM, so only an entry that
+is handed out again has its delivery counter (XPENDING's) raised: XAUTOCLAIM
+COUNT n raises n counters at once, and one entry that crashes its consumer
+would drag its batch-mates to the dead-letter stream with it. An entry
+delivered more than `max_deliveries` times, or whose `data` is not a JSON
+object, is moved to `{prefix}:deadletter` and acked in one script.
+
+Entries trimmed while pending (XTRIM deletes them from the stream, not from the
+group's pending list) come back from XCLAIM as nil on Redis 6.2 (acked here) and
+are dropped from the pending list by Redis >= 7 and Valkey; both are counted.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import logging
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 import redis
+
+from ingest.models import iso_utc
+from ingest.publish import deadletter_stream
+
+log = logging.getLogger("newswire.consume")
+
+MAX_DELIVERIES = 5
+DEADLETTER_MAXLEN = 1_000_000
+MAX_SEQ = 2**64 - 1
+MAX_REMEMBERED_FAILURES = 10_000
+
+DEADLETTER_LUA = """
+if redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) == 1 then
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '*', 'data', ARGV[3])
+  redis.call('HINCRBY', KEYS[3], 'consume:dead_lettered', 1)
+  return 1
+end
+return 0
+"""
+
+Fields = dict[Any, Any]
+Handler = Callable[["Delivery"], object]
+Steps = Generator["Delivery", None, int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,12 +67,133 @@ class Delivery:
     stream: str
     entry_id: str
     document: dict[str, Any]
+    deliveries: int = 1  # times the group has handed this entry out, this one included
 
 
-def ensure_group(client: redis.Redis, stream: str, group: str, *, from_beginning: bool) -> bool:
-    """Create the group if needed; True when it was created now."""
+@dataclass(frozen=True, slots=True)
+class ConsumeOptions:
+    start: str = "$"  # where a new group starts: "0" (all history), "$" (new entries) or an entry id
+    follow: bool = False  # keep waiting for new entries instead of stopping once caught up
+    count: int | None = None  # stop after this many documents
+    batch: int = 100
+    claim_idle_ms: int = 60_000
+    block_ms: int = 5000
+    max_deliveries: int = MAX_DELIVERIES
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    entry_id: str
+    fields: Fields | None  # None: trimmed from the stream while pending
+    deliveries: int
+
+
+@dataclass(frozen=True, slots=True)
+class Burial:
+    """Why an entry goes to the dead-letter stream instead of the handler."""
+
+    reason: str
+    document: dict[str, Any] | None = None
+
+
+def group_start(*, from_beginning: bool = False, since: str | datetime | None = None) -> str:
+    """The id a new group starts after: everything, entries at/after `since`, or only new ones."""
+    if from_beginning:
+        return "0"
+    if since is not None:
+        return since_id(since)
+    return "$"
+
+
+def since_id(since: str | datetime) -> str:
+    """The largest id before `since` (stream ids are millisecond timestamps)."""
+    stamp = parse_since(since) if isinstance(since, str) else since
+    if stamp.tzinfo is None:
+        stamp = stamp.replace(tzinfo=UTC)
+    ms = int(stamp.timestamp() * 1000)
+    return "0" if ms <= 0 else f"{ms - 1}-{MAX_SEQ}"
+
+
+def parse_since(text: str) -> datetime:
     try:
-        client.xgroup_create(stream, group, id="0" if from_beginning else "$", mkstream=True)
+        return datetime.fromisoformat(text.strip())
+    except ValueError as exc:
+        raise ValueError(f"{text!r} is not an ISO 8601 date or time (e.g. 2026-11-27T09:00:00Z)") from exc
+
+
+def stream_prefix(stream: str) -> str:
+    """`newswire` of `newswire:articles` and `newswire:topic:slug` (a prefix never has a colon)."""
+    return stream.split(":", 1)[0]
+
+
+def as_str(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def data_field(fields: Fields) -> Any:
+    return fields.get(b"data", fields.get("data"))
+
+
+def decode_document(fields: Fields) -> dict[str, Any] | None:
+    """The document in an entry's `data` field; None when there is none or it is not a JSON object."""
+    raw = data_field(fields)
+    if raw is None:
+        return None
+    try:
+        doc = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    return doc if isinstance(doc, dict) else None
+
+
+def judge(
+    entry: Entry, doc: dict[str, Any] | None, max_deliveries: int, last_error: str | None
+) -> Burial | None:
+    """None to hand the entry out; a Burial to dead-letter it."""
+    if doc is None:
+        return Burial("undecodable: the data field is missing or not a JSON object")
+    if entry.deliveries > max_deliveries:
+        why = f"delivered {entry.deliveries} times without an ack (max_deliveries={max_deliveries})"
+        return Burial(why + (f"; last error: {last_error}" if last_error else ""), doc)
+    return None
+
+
+def dead_letter_item(
+    stream: str, group: str, consumer: str, entry: Entry, burial: Burial, now: float
+) -> dict[str, Any]:
+    """A dead-letter record with enough to replay: XADD `stream` * data <document>."""
+    item = {
+        "reason": burial.reason, "stream": stream, "group": group, "consumer": consumer,
+        "entry_id": entry.entry_id, "deliveries": entry.deliveries, "document": burial.document,
+        "dead_lettered_at": iso_utc(now),
+    }  # fmt: skip
+    if burial.document is None:
+        raw = data_field(entry.fields or {})
+        item["data"] = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
+    return item
+
+
+def claim_outcome(reply: list[Any]) -> str:
+    """XCLAIM of one id: "claimed", "trimmed" (nil entry: Redis 6.2) or "gone" (empty reply)."""
+    if not reply:
+        return "gone"  # another consumer took it first, or Redis >= 7 dropped it as deleted
+    entry_id, fields = reply[0][0], reply[0][1]
+    return "trimmed" if entry_id is None or not fields else "claimed"
+
+
+def stream_entries(reply: Any) -> list[tuple[Any, Fields]]:
+    """The entries of an XREADGROUP reply for one stream (RESP2 list or RESP3 map)."""
+    if not reply:
+        return []
+    if isinstance(reply, dict):
+        return list(next(iter(reply.values()))[0])
+    return list(reply[0][1])
+
+
+def ensure_group(client: redis.Redis, stream: str, group: str, *, start: str = "$") -> bool:
+    """Create the group (starting after `start`) if needed; True when it was created now."""
+    try:
+        client.xgroup_create(stream, group, id=start, mkstream=True)
     except redis.ResponseError as exc:
         if "BUSYGROUP" not in str(exc):
             raise
@@ -36,84 +201,218 @@ def ensure_group(client: redis.Redis, stream: str, group: str, *, from_beginning
     return True
 
 
-def decode_entry(fields: dict[bytes, bytes] | None) -> dict[str, Any] | None:
-    if not fields or b"data" not in fields:
-        return None
-    doc = orjson.loads(fields[b"data"])
-    return doc if isinstance(doc, dict) else None
+class RedisStreamConsumer:
+    """One consumer of one group on one stream; see the module docstring for the guarantees."""
 
+    def __init__(
+        self, client: redis.Redis, stream: str, *, group: str, consumer: str,
+        options: ConsumeOptions | None = None,
+    ) -> None:  # fmt: skip
+        self.client: Any = client  # redis-py's reply types are too loose to check usefully
+        self.stream, self.group, self.consumer = stream, group, consumer
+        self.options = options or ConsumeOptions()
+        prefix = stream_prefix(stream)
+        self.deadletter, self.stats_key = deadletter_stream(prefix), f"{prefix}:stats"
+        self.acks: list[str] = []
+        self.failures: dict[str, str] = {}  # entry id -> the handler's last error (run)
+        self.counts: Counter[str] = Counter()
+        self.next_claim_at = 0.0
+        self.stop: threading.Event | None = None
+        self._bury = client.register_script(DEADLETTER_LUA)
 
-def read_batch(
-    client: redis.Redis,
-    stream: str,
-    group: str,
-    consumer: str,
-    *,
-    start: str,
-    count: int,
-    block_ms: int | None,
-) -> list[tuple[str, dict[bytes, bytes] | None]]:
-    reply: Any = client.xreadgroup(group, consumer, {stream: start}, count=count, block=block_ms)
-    if not reply:
-        return []
-    entries = reply[0][1]
-    return [(eid.decode(), fields) for eid, fields in entries]
+    def deliveries(self) -> Generator[Delivery, None, None]:
+        """Each delivery is acked when the caller asks for the next one (or closes the generator)."""
+        try:
+            for delivery in self.handout():
+                yield delivery
+                self.acks.append(delivery.entry_id)
+        finally:
+            self.flush_quietly()
 
+    def run(self, handler: Handler, *, stop: threading.Event | None = None) -> Counter[str]:
+        """Call `handler` on each delivery; ack when it returns, leave pending when it raises."""
+        self.stop = stop
+        try:
+            for delivery in self.handout():
+                if self.call(handler, delivery):
+                    self.acks.append(delivery.entry_id)
+        finally:
+            self.flush_quietly()
+        return self.counts
 
-def claim_abandoned(
-    client: redis.Redis, stream: str, group: str, consumer: str, *, idle_ms: int, count: int
-) -> list[tuple[str, dict[bytes, bytes] | None]]:
-    """Entries other consumers left pending longer than `idle_ms` (they died)."""
-    reply: Any = client.xautoclaim(
-        stream, group, consumer, min_idle_time=idle_ms, start_id="0-0", count=count
-    )
-    claimed = reply[1] if len(reply) > 1 else []
-    return [(eid.decode(), fields) for eid, fields in claimed if eid]
+    def call(self, handler: Handler, delivery: Delivery) -> bool:
+        try:
+            handler(delivery)
+        except Exception as exc:  # noqa: BLE001 - a failing handler leaves its entry pending for a retry
+            self.remember_failure(delivery.entry_id, f"{type(exc).__name__}: {exc}")
+            log.warning(
+                "handler failed on %s %s (delivery %d): %s", self.stream, delivery.entry_id,
+                delivery.deliveries, exc, extra={"stage": "consume", "outcome": "failed"},
+            )  # fmt: skip
+            return False
+        self.failures.pop(delivery.entry_id, None)
+        return True
+
+    def remember_failure(self, entry_id: str, error: str) -> None:
+        self.counts["failed"] += 1
+        if len(self.failures) >= MAX_REMEMBERED_FAILURES:
+            self.failures.clear()
+        self.failures[entry_id] = error
+
+    def handout(self) -> Iterator[Delivery]:
+        """Every deliverable entry: own pending, then abandoned ones, then new ones."""
+        ensure_group(self.client, self.stream, self.group, start=self.options.start)
+        yield from self.recover(0, self.consumer)
+        while not self.is_done() and not self.is_stopped():
+            claimed = (yield from self.claim_abandoned()) if self.claim_due() else None
+            fresh = yield from self.read_new(block=self.options.follow and not claimed)
+            if fresh or claimed or self.options.follow:
+                continue
+            if claimed == 0:
+                return  # a claim pass found nothing and nothing is new: caught up
+            self.next_claim_at = 0.0  # one more claim pass before stopping
+
+    def claim_abandoned(self) -> Steps:
+        return self.recover(self.options.claim_idle_ms, None)
+
+    def read_new(self, *, block: bool) -> Steps:
+        size, block_ms = self.next_size(), self.options.block_ms if block else None
+        reply = self.send(
+            lambda p: p.xreadgroup(self.group, self.consumer, {self.stream: ">"}, count=size, block=block_ms)
+        )
+        entries = stream_entries(reply)
+        for raw_id, fields in entries:
+            yield from self.triage(Entry(as_str(raw_id), fields, 1))
+        return len(entries)
+
+    def recover(self, idle_ms: int, owner: str | None) -> Steps:
+        """Pending entries (`owner`'s, or anyone's idle >= idle_ms), claimed one at a time."""
+        found, cursor = 0, "-"
+        while not self.is_done():
+            size = self.next_size()
+            page = self.pending_page(cursor, idle_ms, owner, size)
+            for entry_id, times in page:
+                entry = self.claim(entry_id, idle_ms, times)
+                found += 1
+                if entry is not None:
+                    yield from self.triage(entry)
+                if self.is_done():
+                    break
+            if len(page) < size:
+                break
+            cursor = "(" + page[-1][0]
+        return found
+
+    def pending_page(self, cursor: str, idle_ms: int, owner: str | None, size: int) -> list[tuple[str, int]]:
+        reply = self.send(
+            lambda p: p.xpending_range(
+                self.stream, self.group, min=cursor, max="+", count=size,
+                consumername=owner, idle=idle_ms or None,
+            )
+        )  # fmt: skip
+        return [(as_str(p["message_id"]), int(p["times_delivered"])) for p in reply]
+
+    def claim(self, entry_id: str, idle_ms: int, times: int) -> Entry | None:
+        """Take one pending entry (raising its delivery counter), or None if it is not ours to take."""
+        reply = self.send(lambda p: p.xclaim(self.stream, self.group, self.consumer, idle_ms, [entry_id]))
+        outcome = claim_outcome(reply)
+        if outcome == "claimed":
+            return Entry(entry_id, reply[0][1], times + 1)
+        if outcome == "trimmed" or not self.client.xrange(self.stream, entry_id, entry_id, count=1):
+            return Entry(entry_id, None, times + 1)
+        return None  # another consumer claimed it first
+
+    def triage(self, entry: Entry) -> Iterator[Delivery]:
+        if entry.fields is None:
+            self.note_trimmed(entry.entry_id)
+            return
+        doc = decode_document(entry.fields)
+        burial = judge(entry, doc, self.options.max_deliveries, self.failures.get(entry.entry_id))
+        if burial is not None or doc is None:
+            self.bury(entry, burial or Burial("undecodable"))
+            return
+        self.counts["delivered"] += 1
+        yield Delivery(self.stream, entry.entry_id, doc, entry.deliveries)
+
+    def bury(self, entry: Entry, burial: Burial) -> None:
+        item = dead_letter_item(self.stream, self.group, self.consumer, entry, burial, time.time())
+        keys = [self.stream, self.deadletter, self.stats_key]
+        args: list[str | bytes | int] = [self.group, entry.entry_id, orjson.dumps(item), DEADLETTER_MAXLEN]
+        self.send(lambda p: self._bury(keys=keys, args=args, client=p))
+        self.failures.pop(entry.entry_id, None)
+        self.counts["dead_lettered"] += 1
+        log.warning(
+            "dead-lettered %s %s: %s", self.stream, entry.entry_id, burial.reason,
+            extra={"stage": "consume", "outcome": "dead_lettered"},
+        )  # fmt: skip
+
+    def note_trimmed(self, entry_id: str) -> None:
+        self.acks.append(entry_id)  # Redis 6.2 keeps it pending; >= 7 dropped it already
+        self.counts["trimmed"] += 1
+        self.send(lambda p: p.hincrby(self.stats_key, "consume:trimmed", 1))
+        log.warning(
+            "entry %s of %s was trimmed before group %s acked it", entry_id, self.stream, self.group,
+            extra={"stage": "consume", "outcome": "trimmed"},
+        )  # fmt: skip
+
+    def send(self, command: Callable[[Any], object]) -> Any:
+        """Run one command, with the acks due so far in the same round trip."""
+        pipe = self.client.pipeline(transaction=False)
+        sent = len(self.acks)
+        if sent:
+            pipe.xack(self.stream, self.group, *self.acks)
+        command(pipe)
+        results = pipe.execute()
+        del self.acks[:sent]
+        return results[-1]
+
+    def flush_quietly(self) -> None:
+        if not self.acks:
+            return
+        try:
+            self.client.xack(self.stream, self.group, *self.acks)
+            self.acks.clear()
+        except redis.RedisError as exc:  # the entries stay pending and are delivered again
+            log.warning("could not ack %d entries: %s", len(self.acks), exc, extra={"stage": "consume"})
+
+    def claim_due(self) -> bool:
+        now = time.monotonic()
+        if now < self.next_claim_at:
+            return False
+        self.next_claim_at = now + self.options.claim_idle_ms / 2000
+        return True
+
+    def next_size(self) -> int:
+        batch, count = self.options.batch, self.options.count
+        return batch if count is None else max(1, min(batch, count - self.delivered))
+
+    @property
+    def delivered(self) -> int:
+        return self.counts["delivered"]
+
+    def is_done(self) -> bool:
+        return self.options.count is not None and self.delivered >= self.options.count
+
+    def is_stopped(self) -> bool:
+        return self.stop is not None and self.stop.is_set()
 
 
 def consume(
-    client: redis.Redis,
-    stream: str,
-    *,
-    group: str,
-    consumer: str,
-    from_beginning: bool = False,
-    follow: bool = False,
-    count: int | None = None,
-    batch: int = 100,
-    claim_idle_ms: int = 60_000,
-    block_ms: int = 5000,
-) -> Iterator[Delivery]:
-    """Yield documents; each is acked when the caller asks for the next one."""
-    ensure_group(client, stream, group, from_beginning=from_beginning)
-    delivered = 0
-    for start in ("0", "claim", ">"):
-        while count is None or delivered < count:
-            size = batch if count is None else min(batch, count - delivered)
-            entries = fetch(client, stream, group, consumer, start, size, claim_idle_ms, block_ms, follow)
-            if not entries:
-                break
-            for entry_id, fields in entries:
-                doc = decode_entry(fields)
-                if doc is not None:
-                    yield Delivery(stream, entry_id, doc)
-                    delivered += 1
-                client.xack(stream, group, entry_id)
-                if count is not None and delivered >= count:
-                    return
+    client: redis.Redis, stream: str, *, group: str, consumer: str, from_beginning: bool = False,
+    since: str | datetime | None = None, **options: Any,
+) -> Generator[Delivery, None, None]:  # fmt: skip
+    """Yield documents; each is acked when the caller asks for the next one (ConsumeOptions: options)."""
+    start = group_start(from_beginning=from_beginning, since=since)
+    opts = ConsumeOptions(start=start, **options)
+    return RedisStreamConsumer(client, stream, group=group, consumer=consumer, options=opts).deliveries()
 
 
-def fetch(
-    client: redis.Redis, stream: str, group: str, consumer: str, start: str,
-    size: int, claim_idle_ms: int, block_ms: int, follow: bool,
-) -> list[tuple[str, dict[bytes, bytes] | None]]:  # fmt: skip
-    if start == "claim":
-        return claim_abandoned(client, stream, group, consumer, idle_ms=claim_idle_ms, count=size)
-    if start == "0":
-        return read_batch(client, stream, group, consumer, start="0", count=size, block_ms=None)
-    while True:
-        entries = read_batch(
-            client, stream, group, consumer, start=">", count=size, block_ms=block_ms if follow else None
-        )
-        if entries or not follow:
-            return entries
+def run(
+    client: redis.Redis, stream: str, handler: Handler, *, group: str, consumer: str,
+    from_beginning: bool = False, since: str | datetime | None = None,
+    stop: threading.Event | None = None, **options: Any,
+) -> Counter[str]:  # fmt: skip
+    """Call `handler(delivery)` on each document; returns the counts (delivered, failed, ...)."""
+    opts = ConsumeOptions(start=group_start(from_beginning=from_beginning, since=since), **options)
+    reader = RedisStreamConsumer(client, stream, group=group, consumer=consumer, options=opts)
+    return reader.run(handler, stop=stop)

@@ -1,0 +1,196 @@
+"""Streams benchmark: idempotent publish and consume+ack throughput, on a private server.
+
+    .venv/bin/python bench/streams.py [--docs N] [--procs 1,2,4] [--batches 100,500]
+                                      [--parts publish,consume]
+
+Starts its own Valkey (newswire.redisd, no persistence) on a free loopback port.
+
+Publish: ~2 KB article documents with distinct ids and bodies, each tagged with one
+topic (so every publish checks the identity keys and XADDs to two streams), through
+`ingest.publish.RedisStreamSink.publish` — the Lua script with the idempotency
+check — from 1..P client processes. Baseline: a plain XADD per document (no check).
+
+Consume: a stream of the same documents (written with pipelined XADDs) read
+through `ingest.consume` by a new group from the beginning (`for delivery in
+consume(...)` and `run(handler)`), acked in batches, from 1..P processes of one
+group; then checks that nothing is left pending or unread.
+
+Prints documents/s and ratios (to the 20,000/s targets of issue 7 and to the
+baseline); no pass/fail.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import tempfile
+import time
+from collections.abc import Callable
+from multiprocessing.synchronize import Barrier
+from pathlib import Path
+
+import orjson
+import redis
+
+from ingest.consume import consume, run
+from ingest.models import Document, TopicMatch
+from ingest.publish import RedisStreamSink, articles_stream, encode_document
+from newswire import redisd
+
+TARGET = 20_000
+BODY_CHARS = 1_250  # with the other fields and the topic, ~2 KB of JSON
+WORDS = ("ceasefire", "tariff", "minister", "talks", "market", "harbour", "council", "envoy", "report")
+
+
+def make_doc(n: int) -> Document:
+    """A distinct ~2 KB document: its own id, URL, body and content hash."""
+    body = " ".join(f"{WORDS[(n + j) % len(WORDS)]}{n}-{j}" for j in range(150))[:BODY_CHARS]
+    doc_id = f"{n:024x}"
+    return Document(
+        id=doc_id, url=f"https://bench.test/{n}", canonical_url=f"https://bench.test/{n}",
+        feed_url="https://bench.test/rss.xml", source="Bench", title=f"Bench story {n}", text=body,
+        summary=body[:250], authors=("A. Writer",), published_at="2026-11-27T08:00:00Z",
+        fetched_at="2026-11-27T09:00:00Z", language="en",
+        topics=(TopicMatch("us-trade-tariffs", 5.0),), story_id=doc_id, duplicate_of=None,
+        content_hash=f"{n:032x}", extraction="trafilatura",
+    )  # fmt: skip
+
+
+def publish_share(url: str, prefix: str, start: int, count: int, barrier: Barrier) -> None:
+    sink = RedisStreamSink(redis.Redis.from_url(url), prefix)
+    docs = [make_doc(n) for n in range(start, start + count)]
+    barrier.wait()
+    for doc in docs:
+        if sink.publish(doc, origin=doc.id).status != "published":
+            raise SystemExit(f"{doc.id} was not published")
+
+
+def raw_share(url: str, prefix: str, start: int, count: int, barrier: Barrier) -> None:
+    client = redis.Redis.from_url(url)
+    stream = f"{prefix}:raw"
+    payloads = [encode_document(make_doc(n).to_dict()) for n in range(start, start + count)]
+    barrier.wait()
+    for payload in payloads:
+        client.xadd(stream, {"data": payload}, maxlen=1_000_000, approximate=True)
+
+
+def consume_share(url: str, stream: str, group: str, batch: int, style: str, barrier: Barrier) -> None:
+    client = redis.Redis.from_url(url)
+    name = mp.current_process().name
+    barrier.wait()
+    if style == "run":
+        handled = run(client, stream, lambda d: None, group=group, consumer=name, batch=batch)["delivered"]
+    else:
+        handled = sum(1 for _ in consume(client, stream, group=group, consumer=name, batch=batch))
+    if handled == 0:
+        raise SystemExit("consumer got nothing")
+
+
+def timed_processes(
+    procs: int, target: Callable[..., None], args: Callable[[int], tuple[object, ...]]
+) -> float:
+    """Wall seconds from the moment all `procs` processes are ready until the last one ends."""
+    barrier = mp.Barrier(procs + 1)
+    workers = [mp.Process(target=target, args=(*args(i), barrier)) for i in range(procs)]
+    for w in workers:
+        w.start()
+    barrier.wait()
+    started = time.perf_counter()
+    for w in workers:
+        w.join()
+    elapsed = time.perf_counter() - started
+    if any(w.exitcode for w in workers):
+        raise SystemExit(f"a benchmark process failed: {[w.exitcode for w in workers]}")
+    return elapsed
+
+
+def bench_publish(url: str, docs: int, procs: int, target: Callable[..., None], prefix: str) -> float:
+    share = docs // procs
+    elapsed = timed_processes(procs, target, lambda i: (url, prefix, i * share, share))
+    return share * procs / elapsed
+
+
+def bench_consume(url: str, stream: str, procs: int, batch: int, style: str) -> float:
+    client = redis.Redis.from_url(url)
+    group = f"g-{style}-{batch}-{procs}"
+    client.xgroup_create(stream, group, id="0")
+    elapsed = timed_processes(procs, consume_share, lambda i: (url, stream, group, batch, style))
+    info = client.xinfo_groups(stream)
+    mine = next(g for g in info if g["name"].decode() == group)
+    if mine["pending"] or mine.get("lag"):
+        raise SystemExit(f"group {group}: {mine['pending']} pending, lag {mine.get('lag')}")
+    return int(client.xlen(stream)) / elapsed
+
+
+def row(label: str, rate: float, baseline: float | None = None) -> None:
+    extra = f"  {rate / baseline:5.2f}x baseline" if baseline else ""
+    print(f"  {label:<44} {rate:>9,.0f}/s  {rate / TARGET:5.2f}x target{extra}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--docs", type=int, default=20_000)
+    parser.add_argument("--procs", default="1,2,4", help="client process counts to try")
+    parser.add_argument("--batches", default="100,500", help="consumer batch sizes to try")
+    parser.add_argument("--parts", default="publish,consume", help="which parts to run")
+    args = parser.parse_args()
+    procs = [int(p) for p in args.procs.split(",")]
+    with tempfile.TemporaryDirectory() as tmp:
+        server = redisd.start(Path(tmp), persistent=False)
+        try:
+            client = redis.Redis.from_url(server.url)
+            describe(client, args.docs)
+            if "publish" in args.parts:
+                bench_publishing(server.url, args.docs, procs)
+            if "consume" in args.parts:
+                bench_consuming(server.url, args.docs, procs, [int(b) for b in args.batches.split(",")])
+        finally:
+            server.stop()
+
+
+def describe(client: redis.Redis, docs: int) -> None:
+    size = len(encode_document(make_doc(0).to_dict()))
+    info = client.info("server")
+    version = info.get("valkey_version") or info["redis_version"]
+    print(f"server: valkey/redis {version} (private, no persistence); {mp.cpu_count()} cores")
+    print(f"documents: {docs:,} per run, {size:,} bytes of JSON each, one topic each")
+
+
+def bench_publishing(url: str, docs: int, procs: list[int]) -> None:
+    client = redis.Redis.from_url(url)
+    print("publish (RedisStreamSink.publish: the one Lua call with the idempotency check)")
+    for n in procs:
+        client.flushall()
+        raw = bench_publish(url, docs, n, raw_share, f"raw{n}")
+        row(f"{n} process(es), plain XADD (no check)", raw)
+        row(
+            f"{n} process(es), idempotent publish", bench_publish(url, docs, n, publish_share, f"pub{n}"), raw
+        )
+
+
+def fill(client: redis.Redis, stream: str, docs: int) -> None:
+    """The stream to read back, written with pipelined XADDs (consuming does not care how)."""
+    for start in range(0, docs, 1000):
+        pipe = client.pipeline(transaction=False)
+        for n in range(start, min(docs, start + 1000)):
+            pipe.xadd(stream, {"data": encode_document(make_doc(n).to_dict())})
+        pipe.execute()
+
+
+def bench_consuming(url: str, docs: int, procs: list[int], batches: list[int]) -> None:
+    client = redis.Redis.from_url(url)
+    client.flushall()
+    stream = articles_stream("c")
+    fill(client, stream, docs)
+    print(f"consume + ack through ingest.consume ({client.xlen(stream):,} entries, new group from the start)")
+    for batch in batches:
+        for n in procs:
+            for style in ("iter", "run"):
+                api = "for d in consume()" if style == "iter" else "run(handler)"
+                row(f"{n} process(es), batch {batch}, {api}", bench_consume(url, stream, n, batch, style))
+    sample = orjson.loads(client.xrange(stream, count=1)[0][1][b"data"])
+    print(f"sample document keys: {', '.join(sample)}")
+
+
+if __name__ == "__main__":
+    main()
