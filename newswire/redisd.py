@@ -17,6 +17,7 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import redis
 
@@ -40,6 +41,11 @@ class EmbeddedRedis:
     def owned(self) -> bool:
         return self.process is not None
 
+    @property
+    def port(self) -> int:
+        """Its TCP port: a server restarted on the same data must come back on it (clients keep the URL)."""
+        return urlsplit(self.url).port or 6379
+
     def stop(self, timeout: float = 15.0) -> None:
         """Shut down (flushing the AOF) if we started it."""
         if self.process is None:
@@ -54,7 +60,8 @@ class EmbeddedRedis:
         self.process = None
 
     def kill(self) -> None:
-        """SIGKILL: for crash tests."""
+        """SIGKILL, as a crash would (tests/faults). `start(data_dir, port=self.port)` brings it back
+        with what its AOF kept; server.json stays, and `start` sees that nothing answers there."""
         if self.process is not None:
             self.process.kill()
             self.process.wait(5)

@@ -1,6 +1,6 @@
 import pytest
 
-from ingest.parse import FeedParseError, entry_key, parse_feed
+from ingest.parse import MAX_ENTRIES, FeedParseError, cut_entries, entry_key, open_elements, parse_feed
 
 RSS = b"""<?xml version="1.0" encoding="utf-8"?>
 <rss version="2.0" xmlns:content="http://purl.org/rss/1.0/modules/content/"
@@ -93,3 +93,114 @@ def test_valid_feed_without_items_is_not_an_error() -> None:
     empty = b'<?xml version="1.0"?><rss version="2.0"><channel><title>Quiet</title></channel></rss>'
     page = parse_feed(empty, "https://quiet.test/rss.xml", "application/rss+xml")
     assert (page.title, page.entries) == ("Quiet", ())
+
+
+# --- hostile documents: entity expansion and oversized feeds ---------------------------------------
+
+ONE_ITEM = b'<rss version="2.0"><channel><title>T</title><item><title>%s</title><link>https://h.test/1</link></item></channel></rss>'
+
+
+def with_doctype(subset: bytes, title: bytes) -> bytes:
+    return b'<?xml version="1.0"?>\n<!DOCTYPE rss [\n' + subset + b"\n]>\n" + ONE_ITEM % title
+
+
+BILLION_LAUGHS = with_doctype(
+    b'<!ENTITY lol "lol">\n'
+    + b"\n".join(
+        b'<!ENTITY lol%d "%s">' % (i, (b"&lol%d;" % (i - 1) if i > 1 else b"&lol;") * 10)
+        for i in range(1, 10)
+    ),
+    b"&lol9;",
+)
+# feedparser keeps a literal entity like this one and expands it in both of its parsers:
+# unscreened, this 900 KB document took 47 s and 4.4 GB to parse
+QUADRATIC_BLOWUP = with_doctype(b'<!ENTITY a "' + b"A" * 5000 + b'">', b"&a;" * 300_000)
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (BILLION_LAUGHS, "entity 'lol1' refers to other entities"),
+        (QUADRATIC_BLOWUP, "entity 'a' has a 5,000-byte value"),
+        (with_doctype(b'<!ENTITY x SYSTEM "file:///etc/passwd">', b"&x;"), "external entity 'x'"),
+        (with_doctype(b'<!ENTITY x PUBLIC "-//x//EN" "http://127.0.0.2/x.dtd">', b"&x;"), "external entity"),
+        (with_doctype(b"<!ENTITY % p \"<!ENTITY a 'b'>\"> %p;", b"x"), "parameter entit"),
+        (b"junk\n" + QUADRATIC_BLOWUP[22:], "entity 'a' has"),  # no prolog, still read by feedparser
+        (QUADRATIC_BLOWUP.replace(b"<!DOCTYPE", b"<!-- <b> --><!DOCTYPE"), "entity 'a' has"),
+    ],
+)
+def test_entity_declarations_that_could_expand_are_refused(body: bytes, reason: str) -> None:
+    with pytest.raises(FeedParseError, match=f"unsafe XML: {reason}"):
+        parse_feed(body, "https://h.test/rss.xml", "application/rss+xml")
+
+
+@pytest.mark.parametrize("codec", ["utf-16", "utf-7", "cp037"])
+def test_no_encoding_hides_an_entity_declaration(codec: str) -> None:
+    text = QUADRATIC_BLOWUP.decode()
+    if codec == "utf-7":
+        text = text.replace('<?xml version="1.0"?>', '<?xml version="1.0" encoding="utf-7"?>')
+    with pytest.raises(FeedParseError):  # refused, or unreadable: never expanded
+        parse_feed(text.encode(codec), "https://h.test/rss.xml")
+
+
+def test_harmless_entities_and_entity_text_in_content_still_parse() -> None:
+    decls = b'<!ENTITY nbsp "&#160;">\n<!ENTITY copy "(c)">'
+    page = parse_feed(with_doctype(decls, b"a&nbsp;b &copy;"), "https://h.test/rss.xml")
+    assert page.entries[0].title == "a b (c)"  # expanded (then spaces normalised)
+    netscape = b'<!DOCTYPE rss PUBLIC "-//Netscape Communications//DTD RSS 0.91//EN" "http://x/rss-0.91.dtd">'
+    assert parse_feed(netscape + ONE_ITEM % b"N", "https://h.test/rss.xml").entries[0].title == "N"
+    lesson = b"<![CDATA[<!DOCTYPE x [<!ENTITY lol '&lol;&lol;'>]>]]>"
+    assert parse_feed(ONE_ITEM % lesson, "https://h.test/rss.xml").entries
+
+
+def numbered(kind: bytes, n: int) -> bytes:
+    return b"".join(
+        b"<%s><title>E%d</title><link>https://h.test/%d</link></%s>" % (kind, i, i, kind) for i in range(n)
+    )
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'<?xml version="1.0"?><rss version="2.0"><channel><title>Big</title>'
+        + numbered(b"item", 3000)
+        + b"<ttl>30</ttl></channel></rss>",
+        b'<feed xmlns="http://www.w3.org/2005/Atom"><title>Big</title>'
+        + numbered(b"entry", 3000)
+        + b"</feed>",
+        b'<rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#" xmlns="http://purl.org/rss/1.0/">'
+        b'<channel rdf:about="x"><title>Big</title></channel>' + numbered(b"item", 3000) + b"</rdf:RDF>",
+    ],
+)
+def test_a_feed_is_cut_to_max_entries_before_parsing_and_stays_well_formed(body: bytes) -> None:
+    page = parse_feed(body, "https://h.test/feed", "application/xml")
+    assert [e.title for e in page.entries] == [f"E{i}" for i in range(MAX_ENTRIES)]
+    assert page.bozo is None  # closed again: the strict parser read it
+    assert page.title == "Big"
+
+
+def test_cut_entries_closes_what_was_open_and_leaves_small_feeds_alone() -> None:
+    body = b"<rss><channel><title>x</title><item>1</item><item>2</item><item>3</item></channel></rss>"
+    assert (
+        cut_entries(body, 2) == b"<rss><channel><title>x</title><item>1</item><item>2</item></channel></rss>"
+    )
+    assert cut_entries(body, 3) == body
+    assert open_elements(b'<?xml version="1.0"?><!-- <a> --><rss a=">"><channel><br/>') == [
+        b"rss",
+        b"channel",
+    ]
+    assert open_elements(b"<rss><channel></rss>") is None
+
+
+@pytest.mark.parametrize(
+    "body", [b"[" * 100_000 + b"]" * 100_000, b'{"version": "https://jsonfeed.org/version/1", ' * 3]
+)
+def test_json_bombs_fail_cleanly(body: bytes) -> None:
+    with pytest.raises(FeedParseError, match="not a feed"):
+        parse_feed(body, "https://h.test/feed.json", "application/feed+json")
+
+
+def test_json_feed_is_capped_too() -> None:
+    items = ",".join(f'{{"id": "{i}", "url": "https://h.test/{i}", "title": "E{i}"}}' for i in range(1200))
+    body = f'{{"version": "https://jsonfeed.org/version/1.1", "items": [{items}]}}'.encode()
+    assert len(parse_feed(body, "https://h.test/feed.json").entries) == MAX_ENTRIES

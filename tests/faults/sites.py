@@ -1,0 +1,104 @@
+"""A generated news site for the fault scenarios: N feeds of M distinct articles, written to a directory.
+
+Every article has its own body of seeded pseudo-words (no two are near-duplicates of each other), so
+the expected result of a sweep is exactly one published document per article page. One article in
+ten also reports on ceasefire talks, so the topic streams are checked too. Served by `SiteServer`
+(`{{BASE}}` becomes its URL).
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from email.utils import formatdate
+from html import escape
+from pathlib import Path
+
+from ingest.dedup import article_id, canonical_url
+
+SYLLABLES = ("ka", "lo", "mi", "ne", "ru", "sa", "to", "vi", "de", "an", "el", "or", "us", "in", "pe", "gra")
+TALKS = (
+    "Ukraine and Russia resumed ceasefire talks in Geneva on Tuesday, and envoys from both sides "
+    "discussed a truce along the front line and an exchange of prisoners."
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ArticleSpec:
+    feed: str  # path of its feed on the site
+    path: str  # path of its page on the site
+    title: str
+    on_topic: bool
+
+    def url(self, base: str) -> str:
+        return base + self.path
+
+    def doc_id(self, base: str) -> str:
+        """The `id` the pipeline gives this page (it declares itself canonical)."""
+        return article_id(canonical_url(self.url(base)))
+
+
+def word(rng: random.Random) -> str:
+    return "".join(rng.choice(SYLLABLES) for _ in range(rng.randint(2, 4)))
+
+
+def paragraph(rng: random.Random, words: int = 60) -> str:
+    text = " ".join(word(rng) for _ in range(words))
+    return text[0].upper() + text[1:] + "."
+
+
+def page_html(spec: ArticleSpec, paragraphs: list[str]) -> str:
+    body = "\n".join(f"<p>{escape(p)}</p>" for p in paragraphs)
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{escape(spec.title)}</title>
+<link rel="canonical" href="{{{{BASE}}}}{spec.path}">
+<meta property="og:title" content="{escape(spec.title)}"></head>
+<body><header><a href="{{{{BASE}}}}/">Fault Gazette</a></header>
+<main><article><h1>{escape(spec.title)}</h1>
+{body}
+</article></main><footer><p>Fault Gazette, all rights reserved.</p></footer></body></html>
+"""
+
+
+def feed_xml(name: str, specs: list[ArticleSpec], summaries: dict[str, str]) -> str:
+    items = "\n".join(
+        f"""<item><title>{escape(s.title)}</title><link>{{{{BASE}}}}{s.path}</link>
+  <guid isPermaLink="false">{s.path}</guid>
+  <pubDate>{formatdate(1_790_000_000 + i * 600, usegmt=True)}</pubDate>
+  <description>{escape(summaries[s.path])}</description></item>"""
+        for i, s in enumerate(specs)
+    )
+    return f"""<?xml version="1.0" encoding="utf-8"?>
+<rss version="2.0"><channel><title>{escape(name)}</title><link>{{{{BASE}}}}/</link>
+{items}
+</channel></rss>
+"""
+
+
+def write_news_site(root: Path, feeds: int, per_feed: int, seed: int = 8) -> list[ArticleSpec]:
+    """Write `feeds` RSS feeds of `per_feed` articles each under `root`; returns every article."""
+    rng = random.Random(seed)
+    every: list[ArticleSpec] = []
+    for f in range(feeds):
+        folder = root / f"desk{f}"
+        folder.mkdir(parents=True, exist_ok=True)
+        specs, summaries = [], {}
+        for a in range(per_feed):
+            n = f * per_feed + a
+            spec = ArticleSpec(
+                f"/desk{f}/rss.xml", f"/desk{f}/story-{a}.html", f"Story {n}: {word(rng)}", n % 10 == 3
+            )
+            paragraphs = [paragraph(rng) for _ in range(5)]
+            if spec.on_topic:
+                paragraphs.insert(1, TALKS)
+            (folder / f"story-{a}.html").write_text(page_html(spec, paragraphs))
+            summaries[spec.path] = paragraphs[0][:160]
+            specs.append(spec)
+        (folder / "rss.xml").write_text(feed_xml(f"Desk {f}", specs, summaries))
+        every += specs
+    return every
+
+
+def write_feeds_toml(path: Path, urls: list[str]) -> Path:
+    path.write_text("".join(f'[[feed]]\nurl = "{url}"\n\n' for url in urls))
+    return path
