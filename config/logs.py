@@ -7,11 +7,13 @@ story_id, stage, outcome, duration_ms.
 from __future__ import annotations
 
 import logging
+import re
 import sys
 import time
 
 import orjson
 
+SECRET_IN_URL = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^/\s:@]*:)[^@\s/]+@")
 FIELDS = ("feed_url", "article_id", "story_id", "stage", "outcome", "duration_ms", "url")
 
 
@@ -26,7 +28,7 @@ class JsonFormatter(logging.Formatter):
         entry.update({k: getattr(record, k) for k in FIELDS if hasattr(record, k)})
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
-        return orjson.dumps(entry, default=str).decode()
+        return mask_secrets(orjson.dumps(entry, default=str).decode())
 
 
 class ReadableFormatter(logging.Formatter):
@@ -37,7 +39,12 @@ class ReadableFormatter(logging.Formatter):
         line = f"{line}  [{extra}]" if extra else line
         if record.exc_info:
             line += "\n" + self.formatException(record.exc_info)
-        return line
+        return mask_secrets(line)
+
+
+def mask_secrets(line: str) -> str:
+    """Passwords inside URLs (redis://:pw@host, https://user:pw@feeds) never reach a log line."""
+    return SECRET_IN_URL.sub(r"\1***@", line)
 
 
 def configure_logging(level: str = "INFO", *, json_lines: bool | None = None) -> None:

@@ -26,6 +26,7 @@ class Feed:
     name: str | None = None
     interval: int | None = None  # seconds; None = adaptive
     enabled: bool = True
+    robots: bool = True  # honour robots.txt for this feed's article pages
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,11 +11,13 @@ import html
 import logging
 import re
 from dataclasses import dataclass, replace
+from datetime import datetime
 
 from ingest.dedup import article_id, canonical_url, content_hash, same_site
 from ingest.extract import ExtractionError, choose_article, extract_article
 from ingest.fetch import Fetcher, FetchError
 from ingest.models import Article, Document, FeedEntry, iso_utc
+from ingest.politeness import PoliteFetcher
 from ingest.publish import PublishOutcome, RedisStreamSink
 from ingest.tag import TopicSet, tag_article
 
@@ -35,8 +37,11 @@ class PageFetch:
     error: str | None = None
 
 
-def fetch_page(entry: FeedEntry, fetcher: Fetcher) -> PageFetch:
-    """The article page of an entry; never raises for the page's own faults."""
+def fetch_page(entry: FeedEntry, fetcher: Fetcher | PoliteFetcher) -> PageFetch:
+    """The article page of an entry; never raises for the page's own faults.
+
+    Behind a `PoliteFetcher`, a page robots.txt forbids comes back as an error (the
+    feed's own content is used) and `HostBusy` propagates: the caller defers the page."""
     if not entry.link:
         return PageFetch(None, None, "entry has no link")
     try:
@@ -104,16 +109,32 @@ def entry_origin(entry: FeedEntry) -> str:
 def publish_document(
     doc: Document, sink: RedisStreamSink, entry: FeedEntry
 ) -> tuple[PublishOutcome, Document]:
-    """Publish once; a copy of an earlier article goes to the duplicates stream instead."""
+    """Publish once, in the story the script chose; a copy of an earlier article goes to the
+    duplicates stream instead, a changed page at a known URL to the updates stream."""
     origin = entry_origin(entry)
     outcome = sink.publish(doc, origin=origin, guid=entry.guid)
+    doc = replace(doc, story_id=outcome.story_id or doc.story_id)
     if outcome.status != "duplicate":
         return outcome, doc
-    copy = replace(doc, duplicate_of=outcome.original_id, story_id=outcome.original_id)
+    copy = replace(doc, duplicate_of=outcome.original_id)
     sink.record_duplicate(copy, origin)
     return outcome, copy
 
 
 def is_known_link(entry: FeedEntry, sink: RedisStreamSink) -> bool:
-    """Cheapest dedup layer: the entry's link, canonicalised, was published already."""
-    return bool(entry.link) and sink.is_published(article_id(canonical_url(entry.link or "")))
+    """Cheapest dedup layer: the entry's link was published already and the entry claims no
+    later date than that, so its page need not be fetched (a newer date may be an update)."""
+    if not entry.link:
+        return False
+    record = sink.identity(article_id(canonical_url(entry.link)))
+    return record is not None and not is_dated_after(entry.published_at, record.published_ts)
+
+
+def is_dated_after(published_at: str | None, stamp: float) -> bool:
+    """True when an ISO 8601 date is later than a Unix time (False when either is unknown)."""
+    if not published_at or not stamp:
+        return False
+    try:
+        return datetime.fromisoformat(published_at.replace("Z", "+00:00")).timestamp() > stamp
+    except ValueError:
+        return False

@@ -129,13 +129,39 @@ def feeds_list(ctx: click.Context, as_json: bool) -> None:
 @click.argument("url")
 @click.option("--name", help="Display name.")
 @click.option("--interval", type=click.IntRange(60, None), help="Fixed poll interval in seconds.")
+@click.option("--no-robots", is_flag=True, help="Fetch this feed's article pages whatever robots.txt says.")
+@click.option("--no-discover", is_flag=True, help="Add URL as given, without fetching it.")
 @click.pass_context
-def feeds_add(ctx: click.Context, url: str, name: str | None, interval: int | None) -> None:
+def feeds_add(
+    ctx: click.Context, url: str, name: str | None, interval: int | None, no_robots: bool, no_discover: bool
+) -> None:
+    """Add a feed; a site's page is resolved to the feed it announces (<link rel=alternate>)."""
     settings = load(ctx)
-    added = edit_feeds(lambda: add_feeds_to_file(settings.feeds_path, [Feed(url, name, interval)]))
-    click.echo(
-        f"added {url} to {settings.feeds_path}" if added else f"{url} is already in {settings.feeds_path}"
-    )
+    feed_url = url if no_discover else discover(settings, url)
+    feed = Feed(feed_url, name, interval, robots=not no_robots)
+    added = edit_feeds(lambda: add_feeds_to_file(settings.feeds_path, [feed]))
+    where = settings.feeds_path
+    click.echo(f"added {feed_url} to {where}" if added else f"{feed_url} is already in {where}")
+
+
+def discover(settings: Settings, url: str) -> str:
+    """The feed URL behind `url` (itself when it is a feed, or when it cannot be checked now)."""
+    from ingest.discover import DiscoveryError, NotAFeedError, discover_feed  # noqa: PLC0415
+    from ingest.fetch import Fetcher  # noqa: PLC0415
+    from workers.context import fetch_options  # noqa: PLC0415
+
+    with Fetcher(fetch_options(settings)) as fetcher:
+        try:
+            found = discover_feed(url, fetcher)
+        except NotAFeedError as exc:
+            raise click.ClickException(f"{exc} (--no-discover adds the URL as given)") from exc
+        except DiscoveryError as exc:  # offline or the site is down: polling will keep trying it
+            click.echo(f"warning: {exc}; added as given", err=True)
+            return url
+    if not found.is_direct:
+        others = len(found.candidates) - 1
+        click.echo(f"{url} announces {found.feed_url}" + (f" (and {others} more)" if others else ""))
+    return found.feed_url
 
 
 @feeds.command("remove")
@@ -196,6 +222,24 @@ def topics_explain(ctx: click.Context, url_or_file: str) -> None:
     views.print_explanation(explain_one(load(ctx), url_or_file))
 
 
+@topics.command("retag")
+@click.option("--since", "since", default="24h", show_default=True, help="How far back: 90m, 24h, 7d.")
+@click.option("--timeout", type=float, default=600.0, show_default=True)
+@click.pass_context
+def topics_retag(ctx: click.Context, since: str, timeout: float) -> None:
+    """Re-tag recent articles with the current topics; publish new matches to their topic streams once."""
+    from ingest.retag import parse_duration  # noqa: PLC0415
+    from newswire.retag import run_retag  # noqa: PLC0415
+
+    try:
+        seconds = parse_duration(since)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--since") from exc
+    report = run_retag(load(ctx), since_s=seconds, timeout=timeout)
+    click.echo(orjson.dumps(report).decode())
+    sys.exit(0 if report.get("complete") else 3)
+
+
 @main.command()
 @click.argument("url_or_file")
 @click.pass_context
@@ -213,35 +257,92 @@ def extract(ctx: click.Context, url_or_file: str) -> None:
 @click.option(
     "--from-beginning", is_flag=True, help="A new group starts at the oldest entry (default: new ones)."
 )
+@click.option("--since", metavar="ISO8601", help="A new group starts at the first entry at/after this time.")
 @click.option("--count", type=click.IntRange(1, None), help="Stop after N documents.")
 @click.option("--follow", is_flag=True, help="Keep waiting for new documents.")
+@click.option(
+    "--max-deliveries", type=click.IntRange(1, 1000), default=5, show_default=True,
+    help="Move an entry delivered this many times without an ack to the dead-letter stream.",
+)  # fmt: skip
+@click.option(
+    "--claim-idle", type=click.FloatRange(0, None), default=60.0, show_default=True,
+    help="Seconds after which another consumer's unacked entries are taken over.",
+)  # fmt: skip
 @click.pass_context
 def consume(
-    ctx: click.Context, topic: str | None, group: str, consumer: str, from_beginning: bool, count: int | None,
-    follow: bool,
+    ctx: click.Context, topic: str | None, group: str, consumer: str, from_beginning: bool, since: str | None,
+    count: int | None, follow: bool, max_deliveries: int, claim_idle: float,
 ) -> None:  # fmt: skip
     """Read an output stream through a consumer group: one JSON document per line, acked after writing."""
     from ingest.consume import consume as read_stream  # noqa: PLC0415
+    from ingest.consume import ensure_group, group_start  # noqa: PLC0415
 
+    if from_beginning and since:
+        raise click.UsageError("--from-beginning and --since exclude each other")
+    try:
+        start = group_start(from_beginning=from_beginning, since=since)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--since") from exc
     with redis_client(load(ctx)) as (settings, client):
         stream = topic_stream(settings.prefix, topic) if topic else articles_stream(settings.prefix)
+        if not ensure_group(client, stream, group, start=start) and start != "$":
+            click.echo(f"group {group!r} exists already: it resumes where it left off", err=True)
         deliveries = read_stream(
-            client, stream, group=group, consumer=consumer, from_beginning=from_beginning,
-            follow=follow, count=count,
+            client, stream, group=group, consumer=consumer, since=since, from_beginning=from_beginning,
+            follow=follow, count=count, max_deliveries=max_deliveries, claim_idle_ms=int(claim_idle * 1000),
         )  # fmt: skip
-        for delivery in deliveries:
-            sys.stdout.write(orjson.dumps(delivery.document).decode() + "\n")
-            sys.stdout.flush()
+        with contextlib.closing(deliveries), contextlib.suppress(KeyboardInterrupt, BrokenPipeError):
+            for delivery in deliveries:  # acked when the next one is asked for, or at close
+                sys.stdout.write(orjson.dumps(delivery.document).decode() + "\n")
+                sys.stdout.flush()
+
+
+MAX_OVERDUE = click.option(
+    "--max-overdue", type=click.FloatRange(0), default=900.0, show_default=True,
+    help="Seconds past its due time after which a feed counts as overdue for the verdict.",
+)  # fmt: skip
 
 
 @main.command()
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object, for scripts.")
+@MAX_OVERDUE
 @click.pass_context
-def status(ctx: click.Context, as_json: bool) -> None:
-    """Queues, streams, feeds due/failing, workers."""
-    with redis_client(load(ctx)) as (settings, client):
-        report = views.status_report(settings, client)
+def status(ctx: click.Context, as_json: bool, max_overdue: float) -> None:
+    """Verdict, workers, queues, feeds (ok/overdue/failing/disabled), streams and consumer lag."""
+    from newswire.health import take_snapshot  # noqa: PLC0415 - keeps other commands light
+
+    settings = load(ctx)
+    report = views.status_report(settings, take_snapshot(settings), max_overdue)
     views.print_status(report, as_json=as_json)
+
+
+@main.command()
+@MAX_OVERDUE
+@click.option("--worker", help="Only this worker (`extract` = extract@<this host>), for its container.")
+@click.pass_context
+def health(ctx: click.Context, max_overdue: float, worker: str | None) -> None:
+    """Exit 0 when Redis and the broker answer, every queue has a worker and feeds are polled on time."""
+    from newswire import health as probes  # noqa: PLC0415
+
+    settings = load(ctx)
+    snapshot = probes.take_snapshot(settings)
+    own = probes.local_worker_name(worker, settings.node_name) if worker else None
+    checks = probes.evaluate(snapshot, max_overdue, own)
+    for check in checks:
+        click.echo(f"{'ok' if check.ok else 'FAIL':<5} {check.name:<9} {check.detail}")
+    sys.exit(0 if all(c.ok for c in checks) else 1)
+
+
+@main.command()
+@click.option("--address", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option("--port", type=click.IntRange(1, 65535), help="Default: NEWSWIRE_METRICS_PORT (9464).")
+@click.pass_context
+def metrics(ctx: click.Context, address: str, port: int | None) -> None:
+    """Serve Prometheus metrics for the whole deployment on http://ADDRESS:PORT/metrics."""
+    from newswire.metrics import serve  # noqa: PLC0415
+
+    settings = load(ctx)
+    serve(settings, address, port or settings.metrics_port or 9464)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -15,12 +15,14 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from config.settings import Settings
+from config.settings import Settings, settings_env
 from newswire import redisd
 from workers.app import queue_name
 
 log = logging.getLogger("newswire.service")
 CELERY = [sys.executable, "-m", "celery", "-A", "workers.main"]
+BEAT_SCHEDULER = "workers.beatlock:LockedScheduler"  # any number of beats, one active (docs/scaling.md)
+FLOWER_COLUMNS = "--tasks_columns=name,args,state,received,runtime,worker"  # args: the feed or article URL
 
 
 @dataclass
@@ -52,50 +54,53 @@ class Child:
             self.process.wait(5)
 
 
-def worker_argv(name: str, queues: str, pool: str, concurrency: int, loglevel: str = "INFO") -> list[str]:
+def worker_argv(
+    name: str, queues: str, pool: str, concurrency: int, loglevel: str = "INFO", host: str | None = None
+) -> list[str]:
+    """`name@host`: host is NEWSWIRE_NODE_NAME when set, else the machine's hostname (`%h`)."""
     return [
-        *CELERY, "worker", "-Q", queues, "-P", pool, "-c", str(concurrency), "-n", f"{name}@%h",
+        *CELERY, "worker", "-Q", queues, "-P", pool, "-c", str(concurrency), "-n", f"{name}@{host or '%h'}",
         "--loglevel", loglevel, "--without-mingle", "--without-gossip",
     ]  # fmt: skip
 
 
 def beat_argv(settings: Settings) -> list[str]:
     schedule = settings.data_dir / "celerybeat-schedule"
-    return [*CELERY, "beat", "--schedule", str(schedule), "--loglevel", settings.log_level]
+    level = settings.log_level
+    return [*CELERY, "beat", "-S", BEAT_SCHEDULER, "--schedule", str(schedule), "--loglevel", level]
 
 
 def flower_argv(settings: Settings) -> list[str]:
-    argv = [*CELERY, "flower", "--address=127.0.0.1", f"--port={settings.flower_port}"]
+    argv = [*CELERY, "flower", "--address=127.0.0.1", f"--port={settings.flower_port}", FLOWER_COLUMNS]
     if settings.flower_basic_auth:
         argv.append(f"--basic-auth={settings.flower_basic_auth}")
     return argv
+
+
+def metrics_argv(settings: Settings) -> list[str]:
+    """The Prometheus exporter (`newswire metrics`): one per deployment, on loopback."""
+    port = f"--port={settings.metrics_port}"
+    return [sys.executable, "-m", "newswire.cli", "metrics", "--address=127.0.0.1", port]
 
 
 def worker_children(settings: Settings, concurrency: int | None = None, label: str = "") -> list[Child]:
     """One I/O worker (threads: feeds and pages) and one CPU worker (processes: extraction)."""
     cpu = concurrency or settings.concurrency
     io_queues = f"{queue_name(settings.prefix, 'feeds')},{queue_name(settings.prefix, 'articles')}"
-    level = settings.log_level
+    level, host, threads = settings.log_level, settings.node_name, settings.io_concurrency
+    extract = queue_name(settings.prefix, "extract")
     return [
-        Child("worker-io", worker_argv(f"io{label}", io_queues, "threads", settings.io_concurrency, level)),
-        Child(
-            "worker-extract",
-            worker_argv(f"extract{label}", queue_name(settings.prefix, "extract"), "prefork", cpu, level),
-        ),
+        Child("worker-io", worker_argv(f"io{label}", io_queues, "threads", threads, level, host)),
+        Child("worker-extract", worker_argv(f"extract{label}", extract, "prefork", cpu, level, host)),
     ]
 
 
 def child_env(settings: Settings) -> dict[str, str]:
-    env = dict(os.environ)
-    env["NEWSWIRE_REDIS_URL"] = settings.redis_url or ""
-    env["NEWSWIRE_FEEDS"] = str(settings.feeds_path)
-    env["NEWSWIRE_TOPICS"] = str(settings.topics_path)
-    env["NEWSWIRE_STREAM_PREFIX"] = settings.prefix
-    env["NEWSWIRE_DATA_DIR"] = str(settings.data_dir)
+    """The children read exactly the settings this process has (the demo and sweep adjust some)."""
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith("NEWSWIRE_")}
+    env = {**inherited, **settings_env(settings)}
     if not settings.flower_basic_auth:
         env.setdefault("FLOWER_UNAUTHENTICATED_API", "true")  # Flower binds to 127.0.0.1 only
-    if settings.allowed_networks:
-        env["NEWSWIRE_ALLOWED_NETWORKS"] = ",".join(str(n) for n in settings.allowed_networks)
     root = str(Path(__file__).resolve().parent.parent)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
     return env

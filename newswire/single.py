@@ -9,13 +9,13 @@ from pathlib import Path
 from typing import Any
 
 import click
-from ingest.tag import explain_article, load_topics
 
 from config.settings import Settings
 from ingest.extract import ExtractionError, extract_article
 from ingest.fetch import Fetcher, FetchError
 from ingest.models import Article, FeedEntry
 from ingest.pipeline import PAGE_ACCEPT, PAGE_TYPES, PageFetch, build_document
+from ingest.tag import explain_article, load_topics
 from workers.context import fetch_options
 
 

@@ -7,11 +7,13 @@ import os
 import sys
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import redis
+from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from config.settings import Settings
@@ -79,13 +81,10 @@ def enqueue_feeds(settings: Settings, tracker: RedisSweepTracker, urls: list[str
 def wait_until_done(
     tracker: RedisSweepTracker, feeds: int, deadline: float, failed: Callable[[], list[str]]
 ) -> bool:
-    with progress_display() as progress:
-        bar = progress.add_task("feeds and articles", total=feeds) if progress else None
+    with SweepBars(feeds) as bars:
         while True:
             pending = tracker.pending()
-            if progress is not None and bar is not None:
-                done = sum(tracker.outcomes().values())
-                progress.update(bar, total=done + pending, completed=done)
+            bars.show(tracker.outcomes(), pending)
             if pending == 0:
                 return True
             if time.monotonic() > deadline or failed():
@@ -94,18 +93,53 @@ def wait_until_done(
             time.sleep(0.2)
 
 
-class NoProgress:
-    def __enter__(self) -> None:
-        return None
+@dataclass(frozen=True, slots=True)
+class SweepProgress:
+    feeds_done: int
+    feeds_total: int
+    articles_done: int
+    articles_total: int  # grows as polled feeds hand out their new entries
+    summary: str
+
+
+def sweep_progress(outcomes: Counter[str], pending: int, feeds: int) -> SweepProgress:
+    """Feeds polled and articles processed so far, from the tracker's per-item outcomes (pure)."""
+    feeds_done = sum(n for k, n in outcomes.items() if k.startswith("f:"))
+    articles_done = sum(n for k, n in outcomes.items() if k.startswith("a:"))
+    articles_pending = max(0, pending - max(0, feeds - feeds_done))
+    counts = summarize_outcomes(outcomes, pending)
+    summary = f"{counts['published']} published · {counts['duplicates']} dup · {counts['errors']} errors"
+    return SweepProgress(feeds_done, feeds, articles_done, articles_done + articles_pending, summary)
+
+
+class SweepBars:
+    """Two live bars on a terminal (stderr): feeds polled, articles processed; nothing otherwise."""
+
+    def __init__(self, feeds: int) -> None:
+        self.feeds = feeds
+        self.progress: Progress | None = None
+        if sys.stderr.isatty():
+            self.progress = Progress(
+                TextColumn("[bold]{task.description:<9}[/]"), BarColumn(), MofNCompleteColumn(),
+                TextColumn("{task.fields[note]}"), TimeElapsedColumn(), console=Console(stderr=True),
+            )  # fmt: skip
+            self.feed_bar = self.progress.add_task("feeds", total=feeds, note="polled")
+            self.article_bar = self.progress.add_task("articles", total=0, note="")
+
+    def __enter__(self) -> SweepBars:
+        if self.progress is not None:
+            self.progress.start()
+        return self
 
     def __exit__(self, *args: object) -> None:
-        return None
+        if self.progress is not None:
+            self.progress.stop()
 
-
-def progress_display() -> Any:
-    """A live bar on a terminal (stderr); nothing when output goes to a file or pipe."""
-    if not sys.stderr.isatty():
-        return NoProgress()
-    return Progress(
-        TextColumn("[bold]sweep[/]"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), transient=True
-    )
+    def show(self, outcomes: Counter[str], pending: int) -> None:
+        if self.progress is None:
+            return
+        now = sweep_progress(outcomes, pending, self.feeds)
+        self.progress.update(self.feed_bar, completed=now.feeds_done)
+        self.progress.update(
+            self.article_bar, completed=now.articles_done, total=now.articles_total, note=now.summary
+        )

@@ -14,6 +14,7 @@ from newswire.service import (
     child_env,
     ensure_redis,
     flower_argv,
+    metrics_argv,
     wait_forever,
     worker_argv,
     worker_children,
@@ -29,6 +30,8 @@ def run_service(settings: Settings, *, concurrency: int | None, flower: bool) ->
     others = [Child("beat", beat_argv(settings))]
     if flower:
         others.append(Child("flower", flower_argv(settings)))
+    if settings.metrics_port:
+        others.append(Child("metrics", metrics_argv(settings)))
     supervisor = Supervisor(
         settings, workers=worker_children(settings, concurrency), others=others, redis=server
     )
@@ -37,6 +40,8 @@ def run_service(settings: Settings, *, concurrency: int | None, flower: bool) ->
         mask_url(settings.redis_url), settings.feeds_path, settings.topics_path, settings.prefix,
         f", Flower http://127.0.0.1:{settings.flower_port}" if flower else "",
     )  # fmt: skip
+    if settings.metrics_port:
+        log.info("Prometheus metrics at http://127.0.0.1:%d/metrics", settings.metrics_port)
     supervisor.start()
     wait_forever(supervisor)
 
@@ -47,6 +52,7 @@ def run_worker(settings: Settings, *, queues: str, concurrency: int | None, pool
         raise SystemExit("newswire worker needs NEWSWIRE_REDIS_URL (the shared Redis of the deployment)")
     queues = ",".join(q if "." in q else queue_name(settings.prefix, q) for q in queues.split(","))
     name = "-".join(q.rsplit(".", 1)[-1] for q in queues.split(","))
-    argv = worker_argv(name, queues, pool, concurrency or settings.concurrency, settings.log_level)
+    size = concurrency or settings.concurrency
+    argv = worker_argv(name, queues, pool, size, settings.log_level, settings.node_name)
     sys.stdout.flush()
     os.execve(argv[0], argv, child_env(settings))  # noqa: S606 - replaces this process with the worker

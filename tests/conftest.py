@@ -63,6 +63,7 @@ def cli_env(
         NEWSWIRE_CONCURRENCY="2",
         NEWSWIRE_IO_CONCURRENCY="8",
         NEWSWIRE_LOG_LEVEL="WARNING",
+        NEWSWIRE_HOST_SPACING="0.05",  # every test site is one loopback host; politeness tests set their own
         PYTHONPATH=str(ROOT),
     )
     return env

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from celery import Celery
-from celery.signals import setup_logging
-from kombu import Queue
+from celery.signals import setup_logging, worker_process_init
+from kombu import Exchange, Queue
 
 from config.logs import configure_logging
 from config.settings import Settings, load_settings
+from ingest.extract import warm_up
 
 STAGES = ("feeds", "articles", "extract")  # feed polling (I/O), article pages (I/O), extraction (CPU)
 STAGE_OF_TASK = {
@@ -15,6 +16,7 @@ STAGE_OF_TASK = {
     "ingest.poll_feed": "feeds",
     "ingest.fetch_article": "articles",
     "ingest.extract_article": "extract",
+    "ingest.retag_articles": "extract",
 }
 
 
@@ -24,7 +26,9 @@ def queue_name(prefix: str, stage: str) -> str:
 
 
 def create_app(settings: Settings) -> Celery:
-    app = Celery("newswire", broker=settings.effective_broker_url, include=["workers.tasks"])
+    app = Celery(
+        "newswire", broker=settings.effective_broker_url, include=["workers.tasks", "workers.signals"]
+    )
     app.conf.update(celery_config(settings))
     app.conf.newswire_settings = settings
     return app
@@ -32,7 +36,8 @@ def create_app(settings: Settings) -> Celery:
 
 def celery_config(settings: Settings) -> dict[str, object]:
     """No-loss settings: late acks, redelivery on a lost worker, one message prefetched."""
-    visibility = 3600
+    visibility = settings.visibility_timeout  # a dead worker's unacked tasks come back after this
+    names = [queue_name(settings.prefix, stage) for stage in STAGES]
     return {
         "task_ignore_result": True,
         "result_backend": None,
@@ -41,22 +46,43 @@ def celery_config(settings: Settings) -> dict[str, object]:
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
         "worker_prefetch_multiplier": 1,
-        "task_time_limit": 600,  # well below the broker's visibility timeout
+        "task_time_limit": 600,  # below Redis' visibility timeout and RabbitMQ's consumer_timeout (30 min)
         "task_soft_time_limit": 540,
-        "broker_transport_options": {"visibility_timeout": visibility},
+        # visibility_timeout: Redis transport only; confirm_publish: RabbitMQ acknowledges every message
+        # a task sends before that task is acked (ignored by the Redis transport)
+        # (the unacked index is scanned every unacked_restore_interval seconds: redelivery within ~10%)
+        "broker_transport_options": {
+            "visibility_timeout": visibility,
+            "confirm_publish": True,
+            "unacked_restore_interval": max(1, min(10, visibility // 10)),
+            "unacked_restore_throttle": 1,
+        },
         "broker_connection_retry_on_startup": True,
-        "task_queues": [Queue(queue_name(settings.prefix, stage)) for stage in STAGES],
+        # imported by every worker and beat: kombu's Redis transport with the fixes in workers/broker.py
+        "imports": ["workers.broker"],
+        "broker_connection_max_retries": None,  # a worker waits for the broker to come back, however long
+        # a task that sends a task while the broker restarts waits for it (~1 min) instead of failing
+        "task_publish_retry_policy": {
+            "max_retries": 30,
+            "interval_start": 0,
+            "interval_step": 0.5,
+            "interval_max": 2,
+        },
+        # each stage's queue has its own exchange and key: nothing published for one stage reaches another
+        "task_queues": [Queue(q, Exchange(q), routing_key=q) for q in names],
         "task_default_queue": queue_name(settings.prefix, "feeds"),
         "task_routes": {task: {"queue": queue_name(settings.prefix, s)} for task, s in STAGE_OF_TASK.items()},
         "task_annotations": {
             "ingest.extract_article": {
                 "soft_time_limit": settings.extract_time_limit,
-                "time_limit": settings.extract_time_limit + 15,
+                "time_limit": settings.extract_time_limit + 30,
             }
         },
         "task_compression": None,
-        "worker_send_task_events": True,
-        "task_send_sent_event": True,
+        # task events cost ~1.7 ms of CPU per article (docs/performance.md): sent only while someone
+        # watches; Flower turns them on in every worker every 5 s (its enable_events default)
+        "worker_send_task_events": False,
+        "task_send_sent_event": False,
         "worker_max_tasks_per_child": 2000,
         "worker_max_memory_per_child": 600_000,  # KiB
         "worker_hijack_root_logger": False,
@@ -65,6 +91,12 @@ def celery_config(settings: Settings) -> dict[str, object]:
         },
         "timezone": "UTC",
     }
+
+
+@worker_process_init.connect
+def load_extraction_models(**_: object) -> None:
+    """Each pool process loads the language model once, not on its first page (~0.5 s)."""
+    warm_up()
 
 
 def app_from_environment() -> Celery:

@@ -5,17 +5,21 @@ Beat itself has one entry (`ingest.tick`); which feeds are due lives in Redis.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from ingest.poll import register_feeds
 from ingest.registry import FeedsFileError, load_feeds_file
+from ingest.retention import maintain_streams, retention_policy
 from workers.context import WorkerContext
 
 log = logging.getLogger("newswire.beat")
 CLAIM_LIMIT = 5000
+DIGESTS: dict[Path, tuple[tuple[int, int], str]] = {}  # per process: path -> ((mtime_ns, size), sha256)
 
 
 def run_tick(ctx: WorkerContext, enqueue: Callable[[str], Any], now: float | None = None) -> int:
@@ -27,17 +31,35 @@ def run_tick(ctx: WorkerContext, enqueue: Callable[[str], Any], now: float | Non
     due = ctx.schedule.claim_due(now, limit=CLAIM_LIMIT)
     for url in due:
         enqueue(url)
+    policy = retention_policy(ctx.settings.stream_maxlen, ctx.settings.stream_retention_days)
+    maintain_streams(ctx.redis, ctx.settings.prefix, policy)  # rate-limited in Redis; never raises
     return len(due)
 
 
-def sync_if_changed(ctx: WorkerContext, now: float) -> None:
-    """Re-read the feeds file when its size or mtime changed since the last sync."""
-    path = ctx.settings.feeds_path
+def file_digest(path: Path) -> str | None:
+    """The content hash of the feeds file, re-read only when this machine sees its mtime or size change.
+
+    The content (not the mtime) is compared across machines, so copies of the same file on several
+    nodes do not make every tick re-sync.
+    """
     try:
         stat = path.stat()
     except OSError:
+        return None
+    local = (stat.st_mtime_ns, stat.st_size)
+    cached = DIGESTS.get(path)
+    if cached is None or cached[0] != local:
+        cached = (local, hashlib.sha256(path.read_bytes()).hexdigest())
+        DIGESTS[path] = cached
+    return cached[1]
+
+
+def sync_if_changed(ctx: WorkerContext, now: float) -> None:
+    """Re-read the feeds file when its content changed since the last sync (by any node)."""
+    path = ctx.settings.feeds_path
+    stamp = file_digest(path)
+    if stamp is None:
         return
-    stamp = f"{path.resolve()}|{stat.st_mtime_ns}|{stat.st_size}"
     key = f"{ctx.settings.prefix}:feeds_file"
     if ctx.redis.get(key) == stamp.encode():
         return

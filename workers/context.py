@@ -7,14 +7,22 @@ from dataclasses import dataclass
 from functools import cached_property
 
 import redis
-from ingest.tag import TopicSet, TopicsFile
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
 
 from config.settings import Settings
 from ingest.fetch import Fetcher, FetchOptions
+from ingest.politeness import HostPolicy, PoliteFetcher, RedisHostLimiter
 from ingest.progress import RedisStats, RedisSweepTracker
-from ingest.publish import RedisStreamSink
+from ingest.publish import DedupOptions, RedisStreamSink
 from ingest.registry import RedisFeedRegistry
+from ingest.robots import RedisRobotsCache, RobotsRules
 from ingest.schedule import RedisSchedule
+from ingest.tag import TopicSet, TopicsFile
+
+# Every command waits out a Redis restart (reconnecting, and through the AOF load's BusyLoadingError):
+# 0.1 s doubling to 2 s, 30 times, about 50 s in all. A task then carries on instead of failing.
+REDIS_RETRY = Retry(ExponentialBackoff(cap=2.0, base=0.1), 30)
 
 
 @dataclass
@@ -27,7 +35,10 @@ class WorkerContext:
     @cached_property
     def redis(self) -> redis.Redis:
         assert self.settings.redis_url is not None  # noqa: S101 - checked when the app was built
-        return redis.Redis.from_url(self.settings.redis_url, health_check_interval=30)
+        return redis.Redis.from_url(
+            self.settings.redis_url, health_check_interval=30, socket_connect_timeout=5, retry=REDIS_RETRY,
+            retry_on_error=[redis.ConnectionError, redis.TimeoutError],
+        )  # fmt: skip
 
     @cached_property
     def registry(self) -> RedisFeedRegistry:
@@ -39,7 +50,10 @@ class WorkerContext:
 
     @cached_property
     def sink(self) -> RedisStreamSink:
-        return RedisStreamSink(self.redis, self.settings.prefix, maxlen=self.settings.stream_maxlen)
+        return RedisStreamSink(
+            self.redis, self.settings.prefix, maxlen=self.settings.stream_maxlen,
+            options=dedup_options(self.settings),
+        )  # fmt: skip
 
     @cached_property
     def stats(self) -> RedisStats:
@@ -63,6 +77,25 @@ class WorkerContext:
             self._local.fetcher = fetcher
         return fetcher
 
+    @cached_property
+    def limiter(self) -> RedisHostLimiter:
+        """Per-host concurrency and spacing, shared with every other worker through Redis."""
+        policy = HostPolicy(
+            max_concurrent=self.settings.host_concurrency,
+            min_spacing_s=self.settings.host_spacing,
+            lease_s=self.settings.fetch_timeout + 30,
+        )
+        return RedisHostLimiter(self.redis, self.settings.prefix, policy)
+
+    @cached_property
+    def robots(self) -> RobotsRules:
+        return RobotsRules(RedisRobotsCache(self.redis, self.settings.prefix), self.settings.user_agent)
+
+    def polite_fetcher(self, *, max_wait_s: float, robots: bool = False) -> PoliteFetcher:
+        """This thread's fetcher behind the host limiter (and robots.txt, for article pages)."""
+        rules = self.robots if robots else None
+        return PoliteFetcher(self.fetcher(), self.limiter, robots=rules, max_wait_s=max_wait_s)
+
 
 def fetch_options(settings: Settings) -> FetchOptions:
     return FetchOptions(
@@ -70,4 +103,10 @@ def fetch_options(settings: Settings) -> FetchOptions:
         total_timeout=settings.fetch_timeout,
         max_bytes=settings.max_body_bytes,
         allowed_networks=settings.allowed_networks,
+    )
+
+
+def dedup_options(settings: Settings) -> DedupOptions:
+    return DedupOptions(
+        window_s=settings.dedup_window_days * 86400, story_window_s=settings.story_window_hours * 3600
     )

@@ -10,12 +10,12 @@ from typing import Any
 
 import orjson
 import redis
-from ingest.tag import load_topics
 from rich.console import Console
 from rich.table import Table
 
 from config.settings import Settings
 from ingest.publish import articles_stream, duplicates_stream, topic_stream
+from ingest.tag import load_topics
 from newswire import redisd
 from newswire.demo.server import SiteServer
 from newswire.sweep import run_sweep
@@ -47,6 +47,7 @@ def demo_settings(settings: Settings, redis_url: str, feeds_path: Path, data_dir
     return replace(
         settings, redis_url=redis_url, broker_url=None, feeds_path=feeds_path, prefix="newswire-demo",
         data_dir=data_dir, allowed_networks=(ipaddress.ip_network("127.0.0.0/8"),),
+        host_concurrency=4, host_spacing=0.1,  # all three sample sites share one loopback host
     )  # fmt: skip
 
 

@@ -34,7 +34,5 @@ def test_config_and_workers_never_import_the_cli() -> None:
 
 def test_only_fetch_speaks_http() -> None:
     http_clients = {"httpx", "httpcore", "requests", "urllib3", "aiohttp"}
-    users = sorted(
-        p.name for p in (ROOT / "ingest").glob("*.py") if imported_modules(p) & http_clients
-    )
+    users = sorted(p.name for p in (ROOT / "ingest").glob("*.py") if imported_modules(p) & http_clients)
     assert set(users) <= {"fetch.py", "netguard.py"}

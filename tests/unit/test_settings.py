@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from config.settings import SettingsError, load_settings, mask_url
+from config.settings import SettingsError, load_settings, mask_url, settings_env
 
 
 def test_defaults_need_no_environment() -> None:
@@ -55,3 +55,14 @@ def test_passwords_are_masked() -> None:
 
 def test_default_user_agent_is_a_string() -> None:
     assert load_settings({}).user_agent.startswith("newswire/")
+
+
+def test_settings_survive_the_trip_to_a_child_process() -> None:
+    settings = load_settings(
+        {
+            "NEWSWIRE_ALLOWED_NETWORKS": "127.0.0.0/8,::1/128",
+            "NEWSWIRE_HOST_SPACING": "0.05",
+            "NEWSWIRE_FEEDS": "x.opml",
+        }
+    )
+    assert load_settings(settings_env(settings)) == settings
