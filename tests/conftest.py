@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
 import sys
 import uuid
@@ -73,3 +75,19 @@ def run_cli(args: list[str], env: dict[str, str], timeout: float = 180) -> subpr
     return subprocess.run(
         NEWSWIRE + args, env=env, capture_output=True, text=True, timeout=timeout, check=False, cwd=ROOT
     )
+
+
+@contextlib.contextmanager
+def worker_process(argv: list[str], env: dict[str, str], log_path: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """A real Celery worker started as `newswire up` starts it; warm shutdown (SIGTERM) at the end."""
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=log, stderr=log, start_new_session=True)
+        try:
+            yield proc
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)

@@ -9,7 +9,6 @@ later is an update. Two worker processes racing on two copies publish exactly on
 
 from __future__ import annotations
 
-import signal
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -25,7 +24,7 @@ from ingest.models import FeedEntry
 from ingest.progress import RedisStats
 from newswire.demo.server import SiteServer
 from newswire.service import worker_argv
-from tests.conftest import ROOT, run_cli
+from tests.conftest import ROOT, run_cli, worker_process
 from workers.app import create_app, queue_name
 
 pytestmark = pytest.mark.slow
@@ -125,16 +124,10 @@ def update_a_page_and_relist_it(site: SiteServer) -> None:
 def extract_workers(dedup_env: dict[str, str], tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
     """A real extraction worker with two processes, started like `newswire up` starts it."""
     queue = queue_name(dedup_env["NEWSWIRE_STREAM_PREFIX"], "extract")
-    argv = worker_argv("extract-race", queue, "prefork", 2)
-    with (tmp_path / "worker.log").open("wb") as log:
-        proc = subprocess.Popen(argv, env=dedup_env, cwd=ROOT, stdout=log, stderr=log, start_new_session=True)
+    with worker_process(
+        worker_argv("extract-race", queue, "prefork", 2), dedup_env, tmp_path / "worker.log"
+    ) as proc:
         yield proc
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
 
 
 def copy_task(base: str, page: str, site: str) -> tuple[dict[str, object], str, str]:

@@ -27,7 +27,7 @@ from ingest.progress import RedisStats
 from ingest.publish import RedisStreamSink, articles_stream, deadletter_stream
 from newswire.demo.server import SiteServer
 from newswire.service import worker_argv
-from tests.conftest import FIXTURE_SITE, NEWSWIRE, ROOT, run_cli
+from tests.conftest import FIXTURE_SITE, NEWSWIRE, ROOT, run_cli, worker_process
 from workers.app import create_app, queue_name
 
 SCHEMA = json.loads((ROOT / "docs" / "article.schema.json").read_text())
@@ -86,15 +86,8 @@ def wait_for(predicate: Callable[[], bool], timeout: float) -> bool:
 def extract_worker(cli_env: dict[str, str], tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
     """A real extraction worker (prefork, one child), started like `newswire up` starts it."""
     argv = worker_argv("extract-test", queue_name(cli_env["NEWSWIRE_STREAM_PREFIX"], "extract"), "prefork", 1)
-    with (tmp_path / "worker.log").open("wb") as log:
-        proc = subprocess.Popen(argv, env=cli_env, cwd=ROOT, stdout=log, stderr=log, start_new_session=True)
+    with worker_process(argv, cli_env, tmp_path / "worker.log") as proc:
         yield proc
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
 
 
 @pytest.mark.slow
