@@ -12,9 +12,9 @@ def record(msg: str, **extra: object) -> logging.LogRecord:
 
 
 def test_passwords_in_urls_are_masked_everywhere() -> None:
-    line = "poll https://user:s3cret@feeds.test/x via redis://:pw@cache:6379/0, see http://plain.test/a"
+    line = "poll https://user:s3cret@feeds.test/x via redis://:pw@cache:7379/0, see http://plain.test/a"
     assert mask_secrets(line) == (
-        "poll https://user:***@feeds.test/x via redis://:***@cache:6379/0, see http://plain.test/a"
+        "poll https://user:***@feeds.test/x via redis://:***@cache:7379/0, see http://plain.test/a"
     )
 
 

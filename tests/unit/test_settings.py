@@ -18,7 +18,7 @@ def test_values_are_parsed_and_typed() -> None:
     settings = load_settings(
         {
             "NEWSWIRE_REDIS_URL": "redis://localhost:7000/2",
-            "NEWSWIRE_BROKER_URL": "amqp://guest:guest@localhost:5672//",
+            "NEWSWIRE_BROKER_URL": "amqp://guest:guest@localhost:5673//",
             "NEWSWIRE_ALLOWED_NETWORKS": "127.0.0.0/24, ::1/128",
             "NEWSWIRE_FLOWER_PORT": "5600",
             "NEWSWIRE_CONCURRENCY": "3",
@@ -48,9 +48,9 @@ def test_bad_values_fail_loudly_with_the_variable_name(name: str, value: str, wo
 
 
 def test_passwords_are_masked() -> None:
-    assert mask_url("redis://:s3cret@cache:6379/0") == "redis://:***@cache:6379/0"
+    assert mask_url("redis://:s3cret@cache:7379/0") == "redis://:***@cache:7379/0"
     assert mask_url("amqp://user:pw@mq/vhost") == "amqp://user:***@mq/vhost"
-    assert mask_url("redis://cache:6379/0") == "redis://cache:6379/0"
+    assert mask_url("redis://cache:7379/0") == "redis://cache:7379/0"
 
 
 def test_default_user_agent_is_a_string() -> None:

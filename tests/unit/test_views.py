@@ -39,7 +39,7 @@ def overview(lateness: tuple[float, ...] = (), failing: int = 0, ok: int = 10) -
 
 def snapshot(**changes: object) -> Snapshot:
     base: dict[str, object] = {
-        "redis_url": "redis://:secret@r:6379/0", "workers": BOTH, "queues": QUEUES,
+        "redis_url": "redis://:secret@r:7379/0", "workers": BOTH, "queues": QUEUES,
         "streams": {"nw:articles": {"length": 12, "groups": {"desk": {"pending": 2, "lag": 3}}}},
         "feeds": overview(),
     }  # fmt: skip
