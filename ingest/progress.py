@@ -58,8 +58,10 @@ def summarize_outcomes(outcomes: Counter[str], pending: int) -> dict[str, Any]:
     """The sweep summary (CONTRACT §2a) from per-item outcomes `f:<outcome>` / `a:<outcome>`."""
     feeds = {k[2:]: n for k, n in outcomes.items() if k.startswith("f:")}
     articles = {k[2:]: n for k, n in outcomes.items() if k.startswith("a:")}
-    published = articles.get("published", 0)
-    duplicates = articles.get("duplicate", 0) + articles.get("already", 0)
+    # "already": an earlier delivery of this very item published it (its worker died before it could
+    # report), so for the sweep it is a published article, not a copy
+    published = articles.get("published", 0) + articles.get("already", 0)
+    duplicates = articles.get("duplicate", 0)
     errors = sum(n for k, n in articles.items() if k.startswith("error"))
     return {
         "feeds": sum(feeds.values()),
