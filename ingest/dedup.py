@@ -2,6 +2,10 @@
 
 The check-and-insert against what was already published happens atomically in
 Redis (see `publish.py`); this module only computes the keys.
+
+`normalize_text` runs on every body twice (the body hash, then the near-duplicate
+signature), so it remembers its last few results, and it drops combining marks by
+finding the few distinct ones a body has instead of testing every character.
 """
 
 from __future__ import annotations
@@ -9,7 +13,10 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
+from functools import lru_cache
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import regex
 
 TRACKING_PARAMS = frozenset(
     {
@@ -25,6 +32,7 @@ TRACKING_PREFIXES = ("utm_", "pk_", "mtm_", "at_", "hsa_", "oly_")
 DEFAULT_PORTS = {"http": 80, "https": 443}
 MOBILE_HOST_PREFIXES = ("amp.", "m.", "mobile.")
 WORD_RE = re.compile(r"\w+")
+MARK_RE = regex.compile(r"\p{M}")  # holds every combining character (a unit test checks all of them)
 
 
 def canonical_url(url: str) -> str:
@@ -93,9 +101,22 @@ def article_ref(doc_id: str) -> bytes:
 
 def normalize_text(text: str) -> str:
     """Case-, accent- and punctuation-insensitive form of a body, for exact-copy hashing."""
+    return _normalized(text)
+
+
+@lru_cache(maxsize=32)  # the body hash and the near-duplicate signature of a batch's articles meet here
+def _normalized(text: str) -> str:
     folded = unicodedata.normalize("NFKD", text.casefold())
-    stripped = "".join(c for c in folded if not unicodedata.combining(c))
-    return " ".join(WORD_RE.findall(stripped))
+    return " ".join(WORD_RE.findall(strip_combining(folded)))
+
+
+def strip_combining(text: str) -> str:
+    """The text without its combining characters (the accents NFKD split off)."""
+    if text.isascii():
+        return text
+    for mark in {c for c in MARK_RE.findall(text) if unicodedata.combining(c)}:
+        text = text.replace(mark, "")
+    return text
 
 
 def content_hash(text: str) -> str:

@@ -1,6 +1,6 @@
 """Story clustering: different articles about the same event share one `story_id`.
 
-Pure part: `story_terms` picks up to 24 telling terms of an article: names
+Pure part: `story_terms` picks up to 32 telling terms of an article: names
 (capitalised words inside sentences), figures, and the content words of the
 headline, cut to a 6-letter stem so "Ukraine"/"Ukrainian" and "tariff"/"tariffs"
 meet. Redis part: the Lua function `st_assign`, run inside the publish script,
@@ -67,25 +67,21 @@ def fold(word: str) -> str:
     return plain.replace("’", "'").split("'")[0]
 
 
-def tokens_with_starts(text: str) -> list[tuple[str, bool]]:
-    """Each token and whether it begins a sentence (where capitals say nothing)."""
-    out: list[tuple[str, bool]] = []
-    for match in TOKEN_RE.finditer(text):
-        before = text[max(0, match.start() - 3) : match.start()]
-        out.append((match.group(), not out or bool(SENTENCE_END_RE.search(before))))
-    return out
+def starts_sentence(field: str, start: int, *, first: bool) -> bool:
+    """Whether the token at `start` begins a sentence (where capitals say nothing)."""
+    return first or bool(SENTENCE_END_RE.search(field[max(0, start - 3) : start]))
 
 
-def is_name(token: str, starts_sentence: bool) -> bool:
+def is_name(token: str, field: str, start: int, *, first: bool) -> bool:
     if len(token) > 1 and token.isupper():
         return True  # EU, NATO, UAE
-    return token[:1].isupper() and not starts_sentence
+    return token[:1].isupper() and not starts_sentence(field, start, first=first)
 
 
 def is_figure(token: str) -> bool:
     """Numbers that identify an event (casualties, rates, sums)."""
-    if not any(c.isdigit() for c in token):
-        return False  # the common case, without a regex
+    if token.isalpha() or not any(c.isdigit() for c in token):
+        return False  # the common case, without a regex (no character is both a letter and a digit)
     digits = re.sub(r"\D", "", token)
     return bool(digits) and (len(digits) >= 2 or "%" in token)
 
@@ -106,15 +102,34 @@ class TermScore:
     marked: bool = False  # seen as a name or a figure
 
 
+@lru_cache(maxsize=65536)
+def term_of(token: str) -> tuple[str, bool] | None:
+    """The token's term (folded, cut to the stem) and whether it is a figure; None for a token
+    that tells nothing (short words, function words, years). Cached: it depends on the token only."""
+    word, figure = fold(token), is_figure(token)
+    if (len(word) < 4 and not figure) or word in STOPWORDS or is_year(token):
+        return None
+    return word[:STEM], figure
+
+
 def score_field(scores: dict[str, TermScore], field: str, bonus: float, *, names: bool) -> None:
-    for token, starts in tokens_with_starts(field):
-        word = fold(token)
-        if (len(word) < 4 and not is_figure(token)) or word in STOPWORDS or is_year(token):
+    for i, match in enumerate(TOKEN_RE.finditer(field)):
+        token = match.group()
+        term = term_of(token)
+        if term is None:
             continue
-        marked = (names and is_name(token, starts)) or is_figure(token)
-        score = scores.setdefault(word[:STEM], TermScore())
+        stem, figure = term
+        marked = figure or (names and is_name(token, field, match.start(), first=i == 0))
+        score = scores.get(stem)
+        if score is None:
+            score = scores[stem] = TermScore()
         score.weight += 1.0 + bonus + (NAME_BONUS if marked else 0.0)
         score.marked = score.marked or marked
+
+
+def lead(text: str) -> str:
+    """The first LEAD_WORDS words, without splitting the rest of the body."""
+    return " ".join(text.split(maxsplit=LEAD_WORDS)[:LEAD_WORDS])
 
 
 def story_terms(title: str, text: str) -> tuple[str, ...]:
@@ -124,7 +139,7 @@ def story_terms(title: str, text: str) -> tuple[str, ...]:
     """
     scores: dict[str, TermScore] = {}
     score_field(scores, title, TITLE_BONUS, names=not is_title_case(title))
-    score_field(scores, " ".join(text.split()[:LEAD_WORDS]), 0.0, names=True)
+    score_field(scores, lead(text), 0.0, names=True)
     ranked = sorted(scores, key=lambda t: -scores[t].weight)[:MAX_TERMS]
     return tuple(t + ("*" if scores[t].marked else "") for t in ranked)
 

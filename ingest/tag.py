@@ -245,15 +245,22 @@ class _Doc:
     title: str
     text: str
     words: list[str]
-    spans: list[tuple[int, int]]  # character offsets in the word's own field
     folded: list[str]
     hits: tq.Hits
+    _spans: list[tuple[int, int]] | None = None
     _bounds: list[int] | None = None
     _places: dict[tuple[int, int], tuple[str, str, float]] = field(default_factory=dict)
     _evidence: dict[tuple[int, int], tuple[tuple[str, int, bool], Evidence]] = field(default_factory=dict)
 
     def is_title(self, word: int) -> bool:
         return word < self.hits.n_title
+
+    @property
+    def spans(self) -> list[tuple[int, int]]:
+        """Each word's character offsets in its own field: found again only for evidence."""
+        if self._spans is None:
+            self._spans = [*_word_spans(self.title), (0, 0), *_word_spans(self.text)]
+        return self._spans
 
     def surface(self, start: int, end: int) -> str:
         source = self.title if self.is_title(start) else self.text
@@ -303,14 +310,18 @@ def _trim(sentence: str, at: int, length: int) -> str:
 
 
 def _read_doc(topics: TopicSet, title: str, text: str, language: str | None) -> _Doc:
-    in_title = list(tq.WORD_RE.finditer(title.translate(tq.APOSTROPHES)))
-    in_text = list(tq.WORD_RE.finditer(text.translate(tq.APOSTROPHES)))
-    words = [m.group() for m in in_title] + [SEP] + [m.group() for m in in_text]
-    spans = [m.span() for m in in_title] + [(0, 0)] + [m.span() for m in in_text]
-    folded = [tq.fold(w) for w in words]
+    """The article's words and term hits; word offsets wait until evidence needs them (most
+    articles match no topic)."""
+    in_title = tq.WORD_RE.findall(tq.straighten(title))
+    words = [*in_title, SEP, *tq.WORD_RE.findall(tq.straighten(text))]
+    folded = tq.fold_all(words)
     lang = language.split("-")[0].lower() if language else None
     found = topics.table.find(words, folded, lang)
-    return _Doc(title, text, words, spans, folded, tq.Hits(found, len(in_title)))
+    return _Doc(title, text, words, folded, tq.Hits(found, len(in_title)))
+
+
+def _word_spans(field: str) -> list[tuple[int, int]]:
+    return [m.span() for m in tq.WORD_RE.finditer(tq.straighten(field))]
 
 
 # --- scoring and explanations --------------------------------------------------------

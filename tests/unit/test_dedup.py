@@ -1,12 +1,17 @@
+import sys
+import unicodedata
+
 import pytest
 
 from ingest.dedup import (
+    MARK_RE,
     article_id,
     article_ref,
     canonical_url,
     content_hash,
     normalize_text,
     same_site,
+    strip_combining,
     url_key,
 )
 
@@ -56,6 +61,36 @@ def test_content_hash_ignores_case_accents_punctuation_and_spacing() -> None:
     assert normalize_text(a) == normalize_text(b)
     assert content_hash(a) == content_hash(b)
     assert content_hash(a) != content_hash("Talks collapsed in Geneva on Monday.")
+
+
+def test_every_combining_character_is_a_mark() -> None:
+    """strip_combining only looks at marks: true for this Python's whole Unicode table."""
+    combining = (chr(c) for c in range(sys.maxunicode + 1) if unicodedata.combining(chr(c)))
+    assert all(MARK_RE.fullmatch(c) for c in combining)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "plain ascii, nothing to drop",
+        "Genève, Zürich, Łódź and São Paulo — “quoted”",
+        "Tiếng Việt có nhiều dấu",
+        "がっこうへ いきました、ガンダム",  # NFKD splits the voicing marks off
+        "नई दिल्ली में बैठक",  # vowel signs: marks that are not all combining
+        "שָׁלוֹם and مَرْحَبًا",
+        "x\u0301\u0301\u0327 y\u20dd",
+    ],
+)
+def test_strip_combining_drops_exactly_the_combining_characters(text: str) -> None:
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    expected = "".join(c for c in decomposed if not unicodedata.combining(c))
+    assert strip_combining(decomposed) == expected
+
+
+def test_a_body_is_normalised_once_for_its_hash_and_its_signature() -> None:
+    body = "Ministers met in Brussels on Friday to weigh the grain deal. " * 20
+    assert normalize_text(body) is normalize_text(body)
+    assert normalize_text("A different body.") == "a different body"
 
 
 def test_article_ref_is_eight_stable_bytes() -> None:

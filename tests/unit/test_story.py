@@ -74,6 +74,28 @@ def test_stems_let_word_forms_meet() -> None:
     assert {t.rstrip("*") for t in a} & {t.rstrip("*") for t in b} >= {"ukrain", "tariff"}
 
 
+def test_capitals_after_a_sentence_end_are_not_names() -> None:
+    terms = story.story_terms("", "Harbour workers struck. Harbour pilots joined them, said Marlowe.")
+    assert "harbou" in terms
+    assert "marlow*" in terms
+    assert story.story_terms("", "_Harbour pilots went on strike.")[0] == "harbou"  # the first token
+
+
+@pytest.mark.parametrize(
+    ("token", "expected"),
+    [("Kyiv", False), ("41", True), ("7", False), ("7%", True), ("3,200", True), ("x²", False), ("²", False)],
+)
+def test_figures(token: str, expected: bool) -> None:
+    assert story.is_figure(token) is expected
+
+
+def test_only_the_lead_counts() -> None:
+    body = "Grain ships left Odesa. " + "Crews waited there. " * 60 + "Later, Marlowe spoke."
+    terms = story.story_terms("", body)
+    assert "odesa*" in terms
+    assert not {"marlow", "marlow*"} & set(terms)
+
+
 # --- the shared index ---------------------------------------------------------------------
 
 

@@ -237,6 +237,16 @@ def test_evidence_has_term_as_written_field_and_sentence(tmp_path: Path) -> None
     ]
 
 
+def test_evidence_keeps_typographic_apostrophes_as_written(tmp_path: Path) -> None:
+    path = one_topic(tmp_path, '"перемир\'я" OR truce')
+    text = "Київʼs envoy’s note came first. Кремль відкинув перемирʼя у вівторок. Then a truce."
+    [match] = tag_article(load_topics(path), title="", text=text)
+    assert [(e.term, e.snippet) for e in match.evidence] == [
+        ("перемирʼя", "Кремль відкинув перемирʼя у вівторок."),
+        ("truce", "Then a truce."),
+    ]
+
+
 def test_evidence_snippet_is_trimmed_around_the_term(tmp_path: Path) -> None:
     path = one_topic(tmp_path, "truce")
     sentence = "alpha " * 60 + "the truce held " + "omega " * 60
