@@ -28,13 +28,14 @@ import time
 from collections.abc import Callable
 from multiprocessing.synchronize import Barrier
 from pathlib import Path
+from typing import Any
 
 import orjson
 import redis
 
 from ingest.consume import consume, run
 from ingest.models import Document, TopicMatch
-from ingest.publish import RedisStreamSink, articles_stream, encode_document
+from ingest.publish import PublishOutcome, RedisStreamSink, Submission, articles_stream, encode_document
 from newswire import redisd
 
 TARGET = 20_000
@@ -56,22 +57,44 @@ def make_doc(n: int) -> Document:
     )  # fmt: skip
 
 
-def publish_share(url: str, prefix: str, start: int, count: int, barrier: Barrier) -> None:
+def chunks(items: list[Any], size: int) -> list[list[Any]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+def publish_share(
+    url: str, prefix: str, start: int, count: int, mode: str, batch: int, barrier: Barrier
+) -> None:
+    """One client process: `count` documents through one of the publish paths (see `PATHS`)."""
     sink = RedisStreamSink(redis.Redis.from_url(url), prefix)
-    docs = [make_doc(n) for n in range(start, start + count)]
+    items = [Submission(make_doc(n), f"{n:024x}") for n in range(start, start + count)]
+    decided: list[tuple[Document, PublishOutcome]] = []
+    if mode in ("write", "rewrite"):  # the decisions are made before the clock starts
+        for part in chunks(items, batch):
+            decided += zip((i.doc for i in part), sink.decide_many(part), strict=True)
+    if mode == "rewrite":
+        sink.write_many(decided)
     barrier.wait()
-    for doc in docs:
-        if sink.publish(doc, origin=doc.id).status != "published":
-            raise SystemExit(f"{doc.id} was not published")
+    if mode == "single":
+        statuses = [sink.publish(i.doc, origin=i.origin).status for i in items]
+    elif mode == "many":
+        statuses = [o.status for part in chunks(items, batch) for o in sink.publish_many(part)]
+    else:
+        written = sum(sink.write_many(part) for part in chunks(decided, batch))
+        statuses = ["published"] * written if mode == "write" else ["already"] * (count - written)
+    if statuses.count("published" if mode != "rewrite" else "already") != count:
+        raise SystemExit(f"{mode}: {count - statuses.count('published')} documents were not published once")
 
 
-def raw_share(url: str, prefix: str, start: int, count: int, barrier: Barrier) -> None:
+def raw_share(url: str, prefix: str, start: int, count: int, mode: str, batch: int, barrier: Barrier) -> None:
     client = redis.Redis.from_url(url)
     stream = f"{prefix}:raw"
     payloads = [encode_document(make_doc(n).to_dict()) for n in range(start, start + count)]
     barrier.wait()
-    for payload in payloads:
-        client.xadd(stream, {"data": payload}, maxlen=1_000_000, approximate=True)
+    for part in chunks(payloads, batch if mode == "pipelined" else 1):
+        pipe = client.pipeline(transaction=False)
+        for payload in part:
+            pipe.xadd(stream, {"data": payload}, maxlen=1_000_000, approximate=True)
+        pipe.execute()
 
 
 def consume_share(url: str, stream: str, group: str, batch: int, style: str, barrier: Barrier) -> None:
@@ -104,9 +127,11 @@ def timed_processes(
     return elapsed
 
 
-def bench_publish(url: str, docs: int, procs: int, target: Callable[..., None], prefix: str) -> float:
+def bench_publish(
+    url: str, docs: int, procs: int, target: Callable[..., None], prefix: str, mode: str, batch: int
+) -> float:
     share = docs // procs
-    elapsed = timed_processes(procs, target, lambda i: (url, prefix, i * share, share))
+    elapsed = timed_processes(procs, target, lambda i: (url, prefix, i * share, share, mode, batch))
     return share * procs / elapsed
 
 
@@ -124,7 +149,7 @@ def bench_consume(url: str, stream: str, procs: int, batch: int, style: str) -> 
 
 def row(label: str, rate: float, baseline: float | None = None) -> None:
     extra = f"  {rate / baseline:5.2f}x baseline" if baseline else ""
-    print(f"  {label:<44} {rate:>9,.0f}/s  {rate / TARGET:5.2f}x target{extra}")
+    print(f"  {label:<58} {rate:>9,.0f}/s  {rate / TARGET:5.2f}x target{extra}")
 
 
 def main() -> None:
@@ -133,6 +158,7 @@ def main() -> None:
     parser.add_argument("--procs", default="1,2,4", help="client process counts to try")
     parser.add_argument("--batches", default="100,500", help="consumer batch sizes to try")
     parser.add_argument("--parts", default="publish,consume", help="which parts to run")
+    parser.add_argument("--publish-batch", type=int, default=100, help="documents per publish pipeline")
     args = parser.parse_args()
     procs = [int(p) for p in args.procs.split(",")]
     with tempfile.TemporaryDirectory() as tmp:
@@ -141,7 +167,7 @@ def main() -> None:
             client = redis.Redis.from_url(server.url)
             describe(client, args.docs)
             if "publish" in args.parts:
-                bench_publishing(server.url, args.docs, procs)
+                bench_publishing(server.url, args.docs, procs, args.publish_batch)
             if "consume" in args.parts:
                 bench_consuming(server.url, args.docs, procs, [int(b) for b in args.batches.split(",")])
         finally:
@@ -156,16 +182,27 @@ def describe(client: redis.Redis, docs: int) -> None:
     print(f"documents: {docs:,} per run, {size:,} bytes of JSON each, one topic each")
 
 
-def bench_publishing(url: str, docs: int, procs: list[int]) -> None:
+PATHS = (  # label, target, mode
+    ("plain XADD, one per round trip (no check)", raw_share, "single"),
+    ("plain XADD, pipelined (no check)", raw_share, "pipelined"),
+    ("publish: idempotent write, pipelined", publish_share, "write"),
+    ("  the same again (every write a no-op)", publish_share, "rewrite"),
+    ("decide (dedup, story) + write, pipelined", publish_share, "many"),
+    ("decide + write, one article per call", publish_share, "single"),
+)
+
+
+def bench_publishing(url: str, docs: int, procs: list[int], batch: int) -> None:
     client = redis.Redis.from_url(url)
-    print("publish (RedisStreamSink.publish: the one Lua call with the idempotency check)")
+    print(f"publish (ingest.publish.RedisStreamSink; pipelines of {batch} documents)")
     for n in procs:
-        client.flushall()
-        raw = bench_publish(url, docs, n, raw_share, f"raw{n}")
-        row(f"{n} process(es), plain XADD (no check)", raw)
-        row(
-            f"{n} process(es), idempotent publish", bench_publish(url, docs, n, publish_share, f"pub{n}"), raw
-        )
+        baseline = None
+        for k, (label, target, mode) in enumerate(PATHS):
+            client.flushall()
+            count = docs if mode != "single" or target is raw_share else min(docs, 4_000)
+            rate = bench_publish(url, count, n, target, f"p{n}-{k}", mode, batch)
+            row(f"{n} process(es), {label}", rate, baseline if target is publish_share else None)
+            baseline = rate if mode == "pipelined" else baseline
 
 
 def fill(client: redis.Redis, stream: str, docs: int) -> None:

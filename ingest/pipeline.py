@@ -18,7 +18,7 @@ from ingest.extract import ExtractionError, choose_article, extract_article
 from ingest.fetch import Fetcher, FetchError
 from ingest.models import Article, Document, FeedEntry, iso_utc
 from ingest.politeness import PoliteFetcher
-from ingest.publish import PublishOutcome, RedisStreamSink
+from ingest.publish import PublishOutcome, RedisStreamSink, Submission
 from ingest.tag import TopicSet, tag_article
 
 log = logging.getLogger("newswire.pipeline")
@@ -111,14 +111,22 @@ def publish_document(
 ) -> tuple[PublishOutcome, Document]:
     """Publish once, in the story the script chose; a copy of an earlier article goes to the
     duplicates stream instead, a changed page at a known URL to the updates stream."""
-    origin = entry_origin(entry)
-    outcome = sink.publish(doc, origin=origin, guid=entry.guid)
-    doc = replace(doc, story_id=outcome.story_id or doc.story_id)
-    if outcome.status != "duplicate":
-        return outcome, doc
-    copy = replace(doc, duplicate_of=outcome.original_id)
-    sink.record_duplicate(copy, origin)
-    return outcome, copy
+    return publish_documents([(doc, entry)], sink)[0]
+
+
+def publish_documents(
+    items: list[tuple[Document, FeedEntry]], sink: RedisStreamSink
+) -> list[tuple[PublishOutcome, Document]]:
+    """`publish_document` for a batch, in two round trips; each document as published (its story,
+    and `duplicate_of` for a copy)."""
+    submissions = [Submission(doc, entry_origin(entry), entry.guid) for doc, entry in items]
+    outcomes = sink.publish_many(submissions)
+    return [(outcome, as_published(doc, outcome)) for (doc, _), outcome in zip(items, outcomes, strict=True)]
+
+
+def as_published(doc: Document, outcome: PublishOutcome) -> Document:
+    duplicate_of = outcome.original_id if outcome.status == "duplicate" else None
+    return replace(doc, story_id=outcome.story_id or doc.story_id, duplicate_of=duplicate_of)
 
 
 def is_known_link(entry: FeedEntry, sink: RedisStreamSink) -> bool:

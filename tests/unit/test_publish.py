@@ -17,9 +17,10 @@ import redis
 from config.settings import SettingsError, load_settings
 from ingest.dedup import article_id, canonical_url, content_hash
 from ingest.models import Document, FeedEntry, TopicMatch
-from ingest.pipeline import is_known_link, publish_document
+from ingest.pipeline import is_known_link, publish_document, publish_documents
 from ingest.publish import (
     RedisStreamSink,
+    Submission,
     articles_stream,
     duplicates_stream,
     parse_identity,
@@ -266,3 +267,64 @@ def test_windows_come_from_the_settings() -> None:
     assert dedup_options(load_settings({})).window_s == 7 * 86400
     with pytest.raises(SettingsError, match="NEWSWIRE_DEDUP_WINDOW_DAYS"):
         load_settings({"NEWSWIRE_DEDUP_WINDOW_DAYS": "a week"})
+
+
+# --- two steps: decide, then write ---------------------------------------------------------------
+
+
+def decide_only(sink: RedisStreamSink, doc: Document, origin: str) -> str:
+    """The first step alone, as when the worker dies before the write."""
+    return sink.decide_many([Submission(doc, origin)], now=NOW)[0].status
+
+
+def test_a_worker_dying_between_decision_and_write_loses_nothing(
+    redis_client: redis.Redis, prefix: str
+) -> None:
+    sink = RedisStreamSink(redis_client, prefix)
+    doc = make_doc("half")
+    assert decide_only(sink, doc, "e1") == "published"
+    assert redis_client.xlen(articles_stream(prefix)) == 0  # decided, not yet written
+    assert sink.publish(make_doc("half-copy", doc.text), origin="e2").status == "duplicate"
+    assert sink.publish(doc, origin="e1").status == "published"  # the redelivery finishes the job
+    assert sink.publish(doc, origin="e1").status == "already"
+    assert [d["id"] for d in stream_docs(redis_client, articles_stream(prefix))] == ["half"]
+    assert redis_client.xlen(topic_stream(prefix, TALKS)) == 1
+
+
+def test_a_revision_is_written_once(redis_client: redis.Redis, prefix: str) -> None:
+    sink = RedisStreamSink(redis_client, prefix)
+    doc = make_doc("w1")
+    outcome = sink.publish(doc, origin="e1")
+    assert sink.write_many([(doc, outcome), (doc, outcome)]) == 0  # written by publish already
+    assert redis_client.xlen(articles_stream(prefix)) == 1
+
+
+def test_a_batch_publishes_each_story_once_and_records_its_copies(
+    redis_client: redis.Redis, prefix: str
+) -> None:
+    sink = RedisStreamSink(redis_client, prefix)
+    text = body(77, 200)
+    items = [
+        (make_doc("b-orig", text), entry("https://a.test/b", "k1")),
+        (make_doc("b-other"), entry("https://a.test/o", "k2")),
+        (make_doc("b-copy", text), entry("https://c.test/b", "k3")),  # a copy later in the same batch
+    ]
+    results = publish_documents(items, sink)
+    assert [o.status for o, _ in results] == ["published", "published", "duplicate"]
+    assert results[2][1].duplicate_of == "b-orig"
+    assert [d["id"] for d in stream_docs(redis_client, articles_stream(prefix))] == ["b-orig", "b-other"]
+    [copy] = stream_docs(redis_client, duplicates_stream(prefix))
+    assert (copy["id"], copy["duplicate_of"]) == ("b-copy", "b-orig")
+    assert [o.status for o, _ in publish_documents(items, sink)] == ["already", "already", "duplicate"]
+    assert redis_client.xlen(duplicates_stream(prefix)) == 1  # a redelivered batch adds nothing
+
+
+def test_records_written_before_the_two_steps_count_as_written(
+    redis_client: redis.Redis, prefix: str
+) -> None:
+    sink = RedisStreamSink(redis_client, prefix)
+    doc = make_doc("old")
+    record = f"e1|1|p|{int(NOW)}|old|{doc.content_hash}"
+    redis_client.set(f"{prefix}:seen:id:old", record)
+    assert sink.publish(doc, origin="e1").status == "already"
+    assert redis_client.xlen(articles_stream(prefix)) == 0
