@@ -39,8 +39,18 @@ class RedisPageStore:
         return key
 
     def get(self, key: str) -> str | None:
-        raw = self.client.get(key)
+        return self.decode(self.client.get(key))
+
+    def get_many(self, keys: list[str | None]) -> list[str | None]:
+        """`get` for a batch in one round trip (None for a missing key or no key)."""
+        wanted = [k for k in keys if k]
+        found = dict(zip(wanted, self.client.mget(wanted), strict=True)) if wanted else {}
+        return [self.decode(found[k]) if k else None for k in keys]
+
+    @staticmethod
+    def decode(raw: bytes | None) -> str | None:
         return None if raw is None else bytes(raw).decode("utf-8", "surrogatepass")
 
-    def drop(self, key: str) -> None:
-        self.client.delete(key)
+    def drop(self, *keys: str) -> None:
+        if keys:
+            self.client.delete(*keys)

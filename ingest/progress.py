@@ -46,6 +46,16 @@ class RedisSweepTracker:
     def done(self, item: str, outcome: str) -> bool:
         return bool(self._done(keys=[self.pending_key, self.outcomes_key], args=[item, outcome, SWEEP_TTL_S]))
 
+    def done_many(self, outcomes: list[tuple[str, str]]) -> None:
+        """`done` for a batch of items, in one round trip."""
+        if not outcomes:
+            return
+        pipe = self.client.pipeline(transaction=False)
+        keys = [self.pending_key, self.outcomes_key]
+        for item, outcome in outcomes:
+            self._done(keys=keys, args=[item, outcome, SWEEP_TTL_S], client=pipe)
+        pipe.execute()
+
     def pending(self) -> int:
         return int(self.client.scard(self.pending_key))
 
@@ -86,6 +96,15 @@ class RedisStats:
 
     def count(self, stage: str, outcome: str, n: int = 1) -> None:
         self.client.hincrby(self.key, f"{stage}:{outcome}", n)
+
+    def count_many(self, stage: str, outcomes: list[str]) -> None:
+        """One count per outcome in the list, in one round trip."""
+        if not outcomes:
+            return
+        pipe = self.client.pipeline(transaction=False)
+        for outcome in set(outcomes):
+            pipe.hincrby(self.key, f"{stage}:{outcome}", outcomes.count(outcome))
+        pipe.execute()
 
     def all(self) -> dict[str, int]:
         return {k.decode(): int(v) for k, v in self.client.hgetall(self.key).items()}

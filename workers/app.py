@@ -11,10 +11,13 @@ from config.settings import Settings, load_settings
 from ingest.extract import warm_up
 
 STAGES = ("feeds", "articles", "extract")  # feed polling (I/O), article pages (I/O), extraction (CPU)
+EXTRACT_BATCH = 8  # pages per extraction task at most (workers/tasks.py sends them)
 STAGE_OF_TASK = {
     "ingest.tick": "feeds",
     "ingest.poll_feed": "feeds",
-    "ingest.fetch_article": "articles",
+    "ingest.fetch_articles": "articles",
+    "ingest.extract_articles": "extract",
+    "ingest.fetch_article": "articles",  # one article per task: messages queued by earlier versions
     "ingest.extract_article": "extract",
     "ingest.retag_articles": "extract",
 }
@@ -38,6 +41,7 @@ def celery_config(settings: Settings) -> dict[str, object]:
     """No-loss settings: late acks, redelivery on a lost worker, one message prefetched."""
     visibility = settings.visibility_timeout  # a dead worker's unacked tasks come back after this
     names = [queue_name(settings.prefix, stage) for stage in STAGES]
+    batch_limit = settings.extract_time_limit * EXTRACT_BATCH + 30
     return {
         "task_ignore_result": True,
         "result_backend": None,
@@ -72,11 +76,10 @@ def celery_config(settings: Settings) -> dict[str, object]:
         "task_queues": [Queue(q, Exchange(q), routing_key=q) for q in names],
         "task_default_queue": queue_name(settings.prefix, "feeds"),
         "task_routes": {task: {"queue": queue_name(settings.prefix, s)} for task, s in STAGE_OF_TASK.items()},
+        # each page has its own limit (workers/timelimit.py); the task's covers a whole batch
         "task_annotations": {
-            "ingest.extract_article": {
-                "soft_time_limit": settings.extract_time_limit,
-                "time_limit": settings.extract_time_limit + 30,
-            }
+            name: {"soft_time_limit": batch_limit, "time_limit": batch_limit + 30}
+            for name in ("ingest.extract_articles", "ingest.extract_article")
         },
         "task_compression": None,
         # task events cost ~1.7 ms of CPU per article (docs/performance.md): sent only while someone

@@ -22,8 +22,10 @@ from ingest.metrics import Count, Observe, RedisMetrics, Update, labels_of
 from ingest.models import Document
 
 log = logging.getLogger("newswire.events")
-POLL, FETCH, EXTRACT = "ingest.poll_feed", "ingest.fetch_article", "ingest.extract_article"
-STAGE = {POLL: "poll", FETCH: "fetch", EXTRACT: "publish"}
+POLL, FETCH, EXTRACT = "ingest.poll_feed", "ingest.fetch_articles", "ingest.extract_articles"
+FETCHES = (FETCH, "ingest.fetch_article")  # the one-article names: tasks queued by earlier versions
+EXTRACTS = (EXTRACT, "ingest.extract_article")
+STAGE = {POLL: "poll", **dict.fromkeys(FETCHES, "fetch"), **dict.fromkeys(EXTRACTS, "publish")}
 KNOWN_PAGE = "already published"
 STARTED: dict[str, float] = {}  # task id -> monotonic start, per process (threads: distinct ids)
 
@@ -47,9 +49,10 @@ def on_postrun(
 
 
 @task_failure.connect
-def on_failure(sender: Any, task_id: str, **_: Any) -> None:
+def on_failure(sender: Any, task_id: str, args: Any = None, **_: Any) -> None:
     STARTED.pop(task_id, None)
-    record(sender, failure_updates(sender.name))
+    batch = args[0] if args and isinstance(args[0], list) else None
+    record(sender, failure_updates(sender.name, len(batch) if batch is not None else 1))
 
 
 @task_retry.connect
@@ -63,10 +66,18 @@ def task_updates(
     """What one finished task adds to the metrics (pure)."""
     if name == POLL:
         return poll_updates(result, duration)
-    if name == FETCH:
-        return fetch_updates(result, duration)
-    if name == EXTRACT:
-        return article_updates(result, duration, now, kwargs.get("first_seen"), page)
+    if name in FETCHES:
+        pages = result.get("pages", [result])  # a batch task's result lists its items
+        return [u for p in pages for u in fetch_updates(p, duration / max(1, len(pages)))]
+    if name in EXTRACTS:
+        articles = result.get("articles", [result])
+        share = duration / max(1, len(articles))
+        first_seen = kwargs.get("first_seen")
+        updates = [
+            u for a in articles for u in article_updates(a, share, now, first_seen, a.get("page", page))
+        ]
+        dead = int(result.get("dead_lettered", 0))  # items of the batch given up on alone
+        return updates + (failure_updates(name, dead) if dead else [])
     return []
 
 
@@ -112,12 +123,13 @@ def latency_updates(now: float, first_seen: object, published_at: object) -> lis
     return updates
 
 
-def failure_updates(name: str) -> list[Update]:
-    updates: list[Update] = [Count("newswire_dead_letters", labels_of(task=name))]
+def failure_updates(name: str, items: int = 1) -> list[Update]:
+    """A task given up on: `items` dead letters (the items of a batch)."""
+    updates: list[Update] = [Count("newswire_dead_letters", labels_of(task=name), items)]
     if name == POLL:
         updates.append(Count("newswire_feed_polls", labels_of(outcome="dead_lettered")))
-    elif name in {FETCH, EXTRACT}:
-        updates.append(Count("newswire_articles", labels_of(outcome="dead_lettered")))
+    elif name in FETCHES + EXTRACTS:
+        updates.append(Count("newswire_articles", labels_of(outcome="dead_lettered"), items))
     return updates
 
 
@@ -150,16 +162,25 @@ def log_event(name: str, args: Any, result: dict[str, Any], duration: float) -> 
     if name == POLL:
         log.info("poll done: %s %s, %s new", fields["outcome"], fields.get("feed_url"),
                  result.get("new_entries", 0), extra=fields)  # fmt: skip
-    elif name == FETCH:
-        log.info("page %s: %s", fields["outcome"], fields.get("url"), extra=fields)
-    elif name == EXTRACT:
-        fields.update(article_id=result.get("article_id"), story_id=result.get("story_id"))
-        log.info("article %s: %s", fields["outcome"], fields.get("url"), extra=fields)
+    elif name in FETCHES:
+        for page in result.get("pages", ()):
+            one = {**fields, "outcome": page.get("outcome"), "url": page.get("link") or ""}
+            log.info("page %s: %s", one["outcome"], one["url"], extra=one)
+    elif name in EXTRACTS:
+        for article in result.get("articles", ()):
+            one = {
+                **fields, "outcome": article.get("outcome"), "url": article.get("url") or "",
+                "feed_url": article.get("feed_url") or "", "article_id": article.get("article_id"),
+                "story_id": article.get("story_id"),
+            }  # fmt: skip
+            log.info("article %s: %s", one["outcome"], one["url"], extra=one)
 
 
 def item_fields(name: str, args: Any) -> dict[str, str]:
     """feed_url (and the article url) of a task's item, for log lines; {} for odd arguments."""
     first = args[0] if args else None
+    if isinstance(first, list) and first and isinstance(first[0], dict):  # a batch: its first item
+        first = first[0].get("entry", first[0])
     if name == POLL and isinstance(first, str):
         return {"feed_url": first}
     if isinstance(first, dict):
@@ -174,9 +195,11 @@ def page_outcome(html: str | None, error: str | None) -> str:
 
 
 def article_result(status: str, doc: Document) -> dict[str, Any]:
-    """What `ingest.extract_article` returns: read by the handlers above, never stored."""
+    """What `ingest.extract_articles` returns per article: read by the handlers above, never stored."""
     return {
         "outcome": status,
+        "url": doc.url,
+        "feed_url": doc.feed_url,
         "article_id": doc.id,
         "story_id": doc.story_id,
         "extraction": doc.extraction,
@@ -185,14 +208,11 @@ def article_result(status: str, doc: Document) -> dict[str, Any]:
     }
 
 
-def fetch_argsrepr(entry: dict[str, Any]) -> str:
-    """How Flower shows `ingest.fetch_article`: the article URL, not the whole entry."""
-    return repr((entry.get("link"),))
+def fetches_argsrepr(entries: list[dict[str, Any]]) -> str:
+    """How Flower shows `ingest.fetch_articles`: the article URLs, not the whole entries."""
+    return repr(([e.get("link") for e in entries],))
 
 
-def extract_argsrepr(
-    entry: dict[str, Any], html: str | None, final_url: str | None, error: str | None
-) -> str:
-    """How Flower shows `ingest.extract_article`: URL, page size, final URL, error (not the HTML)."""
-    page = None if html is None else f"<{len(html):,} chars of HTML>"
-    return repr((entry.get("link"), page, final_url, error))
+def extractions_argsrepr(pages: list[dict[str, Any]]) -> str:
+    """How Flower shows `ingest.extract_articles`: each URL and its error, if any (never HTML)."""
+    return repr(([(p["entry"].get("link"), p.get("error")) for p in pages],))

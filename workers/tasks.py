@@ -17,17 +17,21 @@ from celery import Task, current_app, shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 
 from ingest import pipeline, poll, retag
-from ingest.models import Feed, FeedEntry
+from ingest.models import Document, Feed, FeedEntry
 from ingest.pages import RedisPageStore
 from ingest.politeness import HostBusy, PoliteFetcher
 from workers import signals
+from workers.app import EXTRACT_BATCH  # pages per extraction task: its messaging is paid once per batch
 from workers.beat import run_tick
 from workers.context import WorkerContext
 from workers.delivery import DeliveryLimitError, RedisDeliveryCounter, counter_ttl, limit_message
+from workers.timelimit import ItemTimeLimitError, time_limit
 
 log = logging.getLogger("newswire.tasks")
 RETRYABLE = (redis.ConnectionError, redis.TimeoutError, ConnectionError)
-EXTRACT_LIMIT_S = 20.0
+FETCH_BATCH = 8  # entries per page-fetch task (one poll's, so mostly one site: fetched in turn)
+FLUSH_AFTER_S = 1.0  # a fetched page waits at most this long for others before extraction is sent
+BATCH_TASKS = ("ingest.fetch_articles", "ingest.extract_articles")
 FEED_WAIT_S = 2.0  # a feed poll waits this long for a host slot, then goes back to the schedule
 SWEEP_WAIT_S = 30.0  # a sweep's poll waits longer (then is re-enqueued): no beat hands it out again
 PAGE_WAIT_S = 10.0  # an article page waits this long for a host slot, then is re-enqueued
@@ -68,26 +72,58 @@ class IngestTask(Task):  # type: ignore[misc]
         )
         deliveries = counter.start(task_id)
         if deliveries > settings.max_deliveries:
+            if self.split_batch(args, kwargs):
+                counter.finish(task_id)
+                return {"outcome": "split", "pages": [], "articles": []}  # nothing of its own to count
             raise DeliveryLimitError(limit_message(deliveries, settings.max_deliveries))
         try:
             return super().__call__(*args, **kwargs)
         finally:
             counter.finish(task_id)
 
+    def split_batch(self, args: Any, kwargs: dict[str, Any]) -> bool:
+        """A batch whose worker keeps dying goes on as batches of one, so only the item that kills
+        its worker ends in the dead-letter stream (after its own `max_deliveries`)."""
+        batch = args[0] if self.name in BATCH_TASKS and args and isinstance(args[0], list) else []
+        if len(batch) < 2:
+            return False
+        items = kwargs.get("items") or [None] * len(batch)
+        for one, item in zip(batch, items, strict=True):
+            extra = {"items": [item] if item else None} if self.name == "ingest.fetch_articles" else {}
+            self.apply_async(([one],), {**kwargs, **extra})
+        log.warning("a batch of %d kept killing its worker: each item goes on alone", len(batch),
+                    extra={"stage": self.name, "outcome": "split"})  # fmt: skip
+        return True
+
     def on_failure(self, exc: BaseException, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
-        item = {
-            "task": self.name,
-            "args": list(args),
-            "kwargs": kwargs,
-            "reason": f"{type(exc).__name__}: {exc}",
-        }
-        CTX.sink.dead_letter(f"{self.name}:{task_id}", item)
-        CTX.stats.count(self.name, "dead_lettered")
-        sweep_id, key = kwargs.get("sweep_id"), kwargs.get("item")
-        if sweep_id and key:
-            CTX.tracker(sweep_id).done(key, "error_dead_lettered")
+        reason = f"{type(exc).__name__}: {exc}"
+        failed = failed_items(self.name, task_id, list(args), kwargs)
+        for key, item_args, item_kwargs, sweep_item in failed:
+            CTX.sink.dead_letter(
+                key, {"task": self.name, "args": item_args, "kwargs": item_kwargs, "reason": reason}
+            )
+            if kwargs.get("sweep_id") and sweep_item:
+                CTX.tracker(kwargs["sweep_id"]).done(sweep_item, "error_dead_lettered")
+        CTX.stats.count(self.name, "dead_lettered", len(failed))
         fields = {"stage": self.name, "outcome": "dead_lettered", **signals.item_fields(self.name, args)}
-        log.error("gave up on %s: %s", self.name, exc, extra=fields)
+        log.error("gave up on %s (%d item(s)): %s", self.name, len(failed), exc, extra=fields)
+
+
+def failed_items(
+    name: str, task_id: str, args: list[Any], kwargs: dict[str, Any]
+) -> list[tuple[str, list[Any], dict[str, Any], str | None]]:
+    """What a failed task dead-letters: each item of a batch on its own (replayable as a batch of
+    one), else the task's arguments; with the key that makes each entry once, and its sweep item."""
+    batch = args[0] if name in BATCH_TASKS and args and isinstance(args[0], list) else None
+    if batch is None:
+        return [(f"{name}:{task_id}", args, kwargs, kwargs.get("item"))]
+    if name == "ingest.fetch_articles":
+        items = kwargs.get("items") or [None] * len(batch)
+        return [
+            (f"{name}:{task_id}:{n}", [[entry]], {**kwargs, "items": [item] if item else None}, item)
+            for n, (entry, item) in enumerate(zip(batch, items, strict=True))
+        ]
+    return [(f"{name}:{task_id}:{n}", [[page]], kwargs, page.get("item")) for n, page in enumerate(batch)]
 
 
 @shared_task(name="ingest.tick", base=IngestTask, acks_late=False)
@@ -113,42 +149,84 @@ def poll_feed(feed_url: str, sweep_id: str | None = None, item: str | None = Non
 
 
 def dispatch_entries(entries: tuple[FeedEntry, ...], sweep_id: str | None) -> None:
+    """Hand a poll's new entries to the I/O stage, `FETCH_BATCH` to a task."""
     items = [f"a:{pipeline.entry_origin(e)}" for e in entries]
     if sweep_id:
         CTX.tracker(sweep_id).expect(items)
     first_seen = time.time()  # end-to-end latency is measured from here (workers/signals.py)
-    for entry, item in zip(entries, items, strict=True):
-        data = entry.to_dict()
-        fetch_article.apply_async(
-            (data,), {"sweep_id": sweep_id, "item": item, "first_seen": first_seen},
-            argsrepr=signals.fetch_argsrepr(data),
-        )  # fmt: skip
+    data = [e.to_dict() for e in entries]
+    for start in range(0, len(data), FETCH_BATCH):
+        send_fetches(
+            data[start : start + FETCH_BATCH], items[start : start + FETCH_BATCH], sweep_id, first_seen
+        )
 
 
-@shared_task(name="ingest.fetch_article", base=IngestTask)
-def fetch_article(
-    entry: dict[str, Any], sweep_id: str | None = None, item: str | None = None,
+def send_fetches(
+    entries: list[dict[str, Any]], items: list[str], sweep_id: str | None, first_seen: float | None
+) -> None:
+    kwargs = {"sweep_id": sweep_id, "items": items, "first_seen": first_seen}
+    fetch_articles.apply_async((entries,), kwargs, argsrepr=signals.fetches_argsrepr(entries))
+
+
+@shared_task(name="ingest.fetch_articles", base=IngestTask)
+def fetch_articles(
+    entries: list[dict[str, Any]], sweep_id: str | None = None, items: list[str] | None = None,
     first_seen: float | None = None,
 ) -> dict[str, Any]:  # fmt: skip
-    """I/O stage: the article page, unless this URL was published already."""
-    feed_entry = FeedEntry.from_dict(entry)
-    if pipeline.is_known_link(feed_entry, CTX.sink):
-        page = pipeline.PageFetch(None, feed_entry.link, "already published")
-    else:
+    """I/O stage: the article pages of a few entries of one poll (usually one site), one after the
+    other as the site's politeness allows, each unless its URL was published already. Pages go on
+    to extraction in batches: `EXTRACT_BATCH` at most, and none waits more than `FLUSH_AFTER_S`."""
+    items = items or [f"a:{pipeline.entry_origin(FeedEntry.from_dict(e))}" for e in entries]
+    batch = PageBatch(sweep_id, first_seen)
+    outcomes: list[dict[str, Any]] = []
+    for n, (entry, item) in enumerate(zip(entries, items, strict=True)):
         try:
-            page = pipeline.fetch_page(feed_entry, page_fetcher(feed_entry))
-        except HostBusy:  # the site is busy with our other requests: back of the queue, not an error
-            kwargs = {"sweep_id": sweep_id, "item": item, "first_seen": first_seen}
-            fetch_article.apply_async((entry,), kwargs, argsrepr=signals.fetch_argsrepr(entry))
-            return {"outcome": "deferred"}
-    # the page goes by key, not in the message ("" keeps args[1] "a page was fetched" for signals.py)
-    page_key = None if page.html is None else page_store().put(pipeline.entry_origin(feed_entry), page.html)
-    extract_article.apply_async(
-        (entry, "" if page_key else page.html, page.final_url, page.error),
-        {"sweep_id": sweep_id, "item": item, "first_seen": first_seen, "page_key": page_key},
-        argsrepr=signals.extract_argsrepr(entry, page.html, page.final_url, page.error),
-    )
-    return {"outcome": signals.page_outcome(page.html, page.error)}
+            page = fetch_one(FeedEntry.from_dict(entry))
+        except HostBusy:  # the site is busy with our other requests: the rest go back to the queue
+            send_fetches(entries[n:], items[n:], sweep_id, first_seen)
+            outcomes += [{"outcome": "deferred", "link": e.get("link")} for e in entries[n:]]
+            break
+        batch.add(entry, item, page)
+        outcomes.append({"outcome": signals.page_outcome(page.html, page.error), "link": entry.get("link")})
+    batch.flush()
+    return {"outcome": "batch", "pages": outcomes}
+
+
+def fetch_one(entry: FeedEntry) -> pipeline.PageFetch:
+    if pipeline.is_known_link(entry, CTX.sink):
+        return pipeline.PageFetch(None, entry.link, signals.KNOWN_PAGE)
+    return pipeline.fetch_page(entry, page_fetcher(entry))
+
+
+class PageBatch:
+    """Fetched pages on their way to one extraction task (the page itself goes by key, ingest/pages.py)."""
+
+    def __init__(self, sweep_id: str | None, first_seen: float | None) -> None:
+        self.sweep_id, self.first_seen = sweep_id, first_seen
+        self.pages: list[dict[str, Any]] = []
+        self.oldest = 0.0
+
+    def add(self, entry: dict[str, Any], item: str, page: pipeline.PageFetch) -> None:
+        key = None
+        if page.html is not None:
+            key = page_store().put(pipeline.entry_origin(FeedEntry.from_dict(entry)), page.html)
+        if not self.pages:
+            self.oldest = time.monotonic()
+        self.pages.append(
+            {"entry": entry, "item": item, "final_url": page.final_url, "error": page.error, "page_key": key}
+        )
+        if len(self.pages) >= EXTRACT_BATCH or time.monotonic() - self.oldest >= FLUSH_AFTER_S:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.pages:
+            send_extractions(self.pages, self.sweep_id, self.first_seen)
+            self.pages = []
+
+
+def send_extractions(pages: list[dict[str, Any]], sweep_id: str | None, first_seen: float | None) -> None:
+    kwargs = {"sweep_id": sweep_id, "first_seen": first_seen}
+    extract_articles.apply_async((pages,), kwargs, argsrepr=signals.extractions_argsrepr(pages))
 
 
 def page_store() -> RedisPageStore:
@@ -161,31 +239,94 @@ def page_fetcher(entry: FeedEntry) -> PoliteFetcher:
     return CTX.polite_fetcher(max_wait_s=PAGE_WAIT_S, robots=feed is None or feed.robots)
 
 
+@shared_task(name="ingest.extract_articles", base=IngestTask)
+def extract_articles(
+    pages: list[dict[str, Any]], sweep_id: str | None = None, first_seen: float | None = None
+) -> dict[str, Any]:
+    """CPU stage: extract and tag each page, then publish the batch once (two round trips).
+
+    A page whose extraction fails in its own way is dead-lettered alone; the others go on."""
+    htmls = page_store().get_many([p.get("page_key") for p in pages])  # None once expired: feed content
+    built: list[tuple[dict[str, Any], Document, FeedEntry]] = []
+    ended: list[tuple[str, str]] = []
+    for page, stored in zip(pages, htmls, strict=True):
+        html = stored if page.get("page_key") else page.get("html")  # older messages carry the HTML
+        fetched = pipeline.PageFetch(html, page.get("final_url"), page.get("error"))
+        try:
+            entry = FeedEntry.from_dict(page["entry"])
+            built.append((page, build_one(entry, fetched), entry))
+        except RETRYABLE:
+            raise
+        except Exception as exc:  # noqa: BLE001 (this page's own fault: dead-letter it, keep the batch)
+            dead_letter_item("ingest.extract_articles", page, exc)
+            ended.append((page.get("item") or "", "error_dead_lettered"))
+    results = pipeline.publish_documents([(doc, entry) for _, doc, entry in built], CTX.sink)
+    page_store().drop(*[p["page_key"] for p in pages if p.get("page_key")])
+    ended += [(page.get("item") or "", o.status) for (page, _, _), (o, _) in zip(built, results, strict=True)]
+    CTX.stats.count_many("article", [o.status for o, _ in results])
+    if sweep_id:
+        CTX.tracker(sweep_id).done_many([(item, outcome) for item, outcome in ended if item])
+    articles = [
+        {**signals.article_result(o.status, doc), "page": bool(page.get("page_key") or page.get("html"))}
+        for (page, _, _), (o, doc) in zip(built, results, strict=True)
+    ]
+    return {"outcome": "batch", "articles": articles, "dead_lettered": len(pages) - len(built)}
+
+
+def build_one(entry: FeedEntry, page: pipeline.PageFetch) -> Document:
+    """The document of one page, extracted within its own time limit (else from the feed's content)."""
+    try:
+        with time_limit(CTX.settings.extract_time_limit):
+            article = pipeline.extract_page(page)
+            return pipeline.build_document(entry, page, article, CTX.topics(), time.time())
+    except (SoftTimeLimitExceeded, ItemTimeLimitError):
+        log.warning("extraction over its time limit: %s", page.final_url, extra={"stage": "extract"})
+        CTX.stats.count("extract", "timeout")
+        return pipeline.build_document(entry, page, None, CTX.topics(), time.time())
+
+
+def dead_letter_item(task: str, item: dict[str, Any], exc: BaseException) -> None:
+    """Give up on one item of a batch: its own dead-letter entry, replayable as a batch of one."""
+    reason = f"{type(exc).__name__}: {exc}"
+    entry = item.get("entry") or {}
+    key = f"{task}:{item.get('item') or entry.get('link')}"
+    CTX.sink.dead_letter(key, {"task": task, "args": [[item]], "kwargs": {}, "reason": reason})
+    CTX.stats.count(task, "dead_lettered")
+    fields = {
+        "stage": task,
+        "outcome": "dead_lettered",
+        "feed_url": entry.get("feed_url"),
+        "url": entry.get("link"),
+    }
+    log.error("gave up on %s: %s", entry.get("link"), reason, extra=fields)
+
+
+# --- tasks queued by earlier versions (one article each); new code sends the batch tasks above ---
+
+
+@shared_task(name="ingest.fetch_article", base=IngestTask)
+def fetch_article(
+    entry: dict[str, Any], sweep_id: str | None = None, item: str | None = None,
+    first_seen: float | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    return fetch_articles([entry], sweep_id, [item] if item else None, first_seen)
+
+
 @shared_task(name="ingest.extract_article", base=IngestTask)
 def extract_article(
     entry: dict[str, Any], html: str | None, final_url: str | None, error: str | None,
     sweep_id: str | None = None, item: str | None = None, first_seen: float | None = None,
     page_key: str | None = None,
 ) -> dict[str, Any]:  # fmt: skip
-    """CPU stage: extract, tag, publish once. The page comes by `page_key` (ingest/pages.py)."""
-    feed_entry = FeedEntry.from_dict(entry)
-    if page_key:
-        html = page_store().get(page_key)  # None once expired: the feed's own content is used
-    page = pipeline.PageFetch(html, final_url, error)
-    try:
-        article = pipeline.extract_page(page)
-        doc = pipeline.build_document(feed_entry, page, article, CTX.topics(), time.time())
-    except SoftTimeLimitExceeded:  # the page took too long: the feed's own content is used instead
-        log.warning("extraction over its time limit: %s", final_url, extra={"stage": "extract"})
-        CTX.stats.count("extract", "timeout")
-        doc = pipeline.build_document(feed_entry, page, None, CTX.topics(), time.time())
-    outcome, doc = pipeline.publish_document(doc, CTX.sink, feed_entry)
-    if page_key:
-        page_store().drop(page_key)
-    CTX.stats.count("article", outcome.status)
-    if sweep_id and item:
-        CTX.tracker(sweep_id).done(item, outcome.status)
-    return signals.article_result(outcome.status, doc)
+    page = {
+        "entry": entry,
+        "item": item,
+        "html": html,
+        "final_url": final_url,
+        "error": error,
+        "page_key": page_key,
+    }
+    return extract_articles([page], sweep_id, first_seen)
 
 
 @shared_task(name="ingest.retag_articles", base=IngestTask)

@@ -95,7 +95,7 @@ def test_workers_killed_mid_sweep_lose_nothing_and_publish_nothing_twice(
     workers.start(workers.io)
 
     assert wait_for(lambda: published_count(client, prefix) >= 60, 90)
-    pid = active_pid(workers, "ingest.extract_article")
+    pid = active_pid(workers, "ingest.extract_articles")
     assert pid is not None, "no extraction in flight"
     os.kill(pid, signal.SIGKILL)  # one pool process, mid-task
     kills.append("extract pool process (mid-task)")
@@ -153,7 +153,7 @@ def test_redis_killed_mid_sweep_and_restarted_from_its_aof_loses_nothing(
         outages, busy = [], 0
         for threshold in (30, 90, 150):
             assert wait_for(lambda n=threshold: published_count(client, prefix) >= n, 90)
-            busy += active_pid(workers, "ingest.extract_article", timeout=10) is not None  # tasks held
+            busy += active_pid(workers, "ingest.extract_articles", timeout=10) is not None  # tasks held
             durable, outage = restart_redis(durable, down_s=2.0)
             outages.append(round(outage, 1))
 

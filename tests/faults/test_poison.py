@@ -110,7 +110,7 @@ def crash_task(workers: Workers, url: str) -> int | None:
     node = workers.extract.node
     replies = workers.app.control.inspect(destination=[node], timeout=0.5).active() or {}
     for task in replies.get(node, []):
-        if task.get("name") == "ingest.extract_article" and url in str(task.get("args")):
+        if task.get("name") == "ingest.extract_articles" and url in str(task.get("args")):
             return int(task["worker_pid"])
     return None
 
@@ -134,9 +134,13 @@ def test_a_page_that_keeps_killing_its_worker_is_dead_lettered_after_max_deliver
         dead = stream_docs(client, deadletter_stream(prefix))
         figures = delivery_figures(client, prefix, [s.doc_id(site.base_url) for s in specs])
         record_figures("4b page that kills its worker", **figures, kills=kills, max_deliveries=MAX_DELIVERIES)
-        assert kills == MAX_DELIVERIES
+        # a batch that keeps dying goes on as batches of one: its other pages are published, and
+        # only the page that kills its worker is dead-lettered, after its own max_deliveries
+        # (how many kills that takes depends on when the killer sees the task: at least max_deliveries)
+        assert kills >= MAX_DELIVERIES, kills
         assert len(dead) == 1, dead
-        assert (dead[0]["task"], dead[0]["args"][0]["link"]) == ("ingest.extract_article", url)
+        [[page]] = dead[0]["args"]
+        assert (dead[0]["task"], page["entry"]["link"]) == ("ingest.extract_articles", url)
         assert dead[0]["reason"] == f"DeliveryLimitError: {limit_message(MAX_DELIVERIES + 1, MAX_DELIVERIES)}"
         assert summary["complete"], summary
         assert summary["article_outcomes"].get("error_dead_lettered") == 1, summary

@@ -112,6 +112,31 @@ def test_an_extract_task_redelivered_after_its_publish_step_adds_nothing(
     assert not redis_client.exists(f"{prefix}:duplicates")  # a redelivery is not a copy
 
 
+@pytest.mark.slow
+def test_a_batch_publishes_its_good_pages_and_dead_letters_only_the_broken_one(
+    cli_env: dict[str, str], site: SiteServer, extract_worker: subprocess.Popen[bytes],
+    redis_client: redis.Redis, prefix: str,
+) -> None:  # fmt: skip
+    pages = []
+    for name in ("ceasefire-envoys-vienna", "us-steel-tariffs"):
+        link = f"{site.base_url}/news/{name}.html"
+        html = (FIXTURE_SITE / "news" / f"{name}.html").read_text().replace("{{BASE}}", site.base_url)
+        entry = FeedEntry(feed_url=f"{site.base_url}/news/rss.xml", key=name, link=link, title=name)
+        pages.append(
+            {"entry": entry.to_dict(), "item": f"a:{name}", "html": html, "final_url": link, "error": None}
+        )
+    broken = {"entry": {"not": "a feed entry"}, "item": "a:broken", "final_url": None, "error": None}
+    app = create_app(load_settings(cli_env))
+    app.send_task("ingest.extract_articles", args=[[pages[0], broken, pages[1]]])
+    stats = RedisStats(redis_client, prefix)
+    assert wait_for(lambda: stats.all().get("article:published", 0) >= 2, 90), stats.all()
+    assert redis_client.xlen(articles_stream(prefix)) == 2
+    [dead] = [orjson.loads(f[b"data"]) for _, f in redis_client.xrange(deadletter_stream(prefix))]
+    assert dead["task"] == "ingest.extract_articles"
+    assert dead["args"] == [[broken]]  # replayable alone, as a batch of one
+    assert stats.all().get("ingest.extract_articles:dead_lettered") == 1
+
+
 def test_a_consumer_killed_mid_batch_loses_nothing_and_a_group_mate_takes_over(
     cli_env: dict[str, str], redis_client: redis.Redis, prefix: str, tmp_path: Path
 ) -> None:

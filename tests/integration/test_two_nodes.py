@@ -203,7 +203,7 @@ def stream_docs(client: redis.Redis, stream: str) -> list[dict[str, object]]:
 def articles_done(client: redis.Redis, prefix: str) -> int:
     """Articles finished, whatever the outcome (published, duplicate, ..., dead-lettered)."""
     counters = RedisStats(client, prefix).all()
-    given_up = ("ingest.fetch_article:dead_lettered", "ingest.extract_article:dead_lettered")
+    given_up = {f"ingest.{task}:dead_lettered" for task in ("fetch_articles", "extract_articles")}
     return sum(n for name, n in counters.items() if name.startswith("article:") or name in given_up)
 
 

@@ -67,7 +67,7 @@ def test_up_runs_the_service_and_stops_cleanly(site: SiteServer, tmp_path: Path)
 
         assert wait_for(flower_sees_both_workers, 60), "Flower's API did not see both workers online"
         tasks = httpx.get(f"{flower}/tasks", params={"limit": 200}, timeout=5).json()
-        assert {"ingest.poll_feed", "ingest.fetch_article", "ingest.extract_article"} <= {
+        assert {"ingest.poll_feed", "ingest.fetch_articles", "ingest.extract_articles"} <= {
             t["name"] for t in tasks.values()
         }
     finally:

@@ -123,12 +123,37 @@ def test_giving_up_counts_a_dead_letter_in_the_stage_it_belongs_to() -> None:
     ]
 
 
-def test_flower_shows_the_article_url_not_the_page() -> None:
-    entry = {"link": "https://example.org/a.html", "summary": "x" * 5000}
-    assert signals.fetch_argsrepr(entry) == "('https://example.org/a.html',)"
+def test_flower_shows_the_article_urls_not_the_entries() -> None:
     link = "https://example.org/a.html"
-    shown = signals.extract_argsrepr(entry, "<p>" * 4000, link, None)
-    assert shown == f"('{link}', '<12,000 chars of HTML>', '{link}', None)"
+    entries = [{"link": link, "summary": "x" * 5000}, {"link": None}]
+    assert signals.fetches_argsrepr(entries) == f"(['{link}', None],)"
+    pages = [
+        {"entry": entries[0], "page_key": "p:1", "error": None},
+        {"entry": entries[1], "error": "http_404"},
+    ]
+    assert signals.extractions_argsrepr(pages) == f"([('{link}', None), (None, 'http_404')],)"
+
+
+def test_a_batch_counts_each_of_its_articles() -> None:
+    articles = [
+        {"outcome": "published", "extraction": "trafilatura", "topics": ["russia-sanctions"], "page": True},
+        {"outcome": "duplicate", "extraction": "feed", "topics": [], "page": False},
+    ]
+    updates = signals.task_updates(
+        signals.EXTRACT, {"outcome": "batch", "articles": articles}, {}, 0.2, 2.0, False
+    )
+    assert Count("newswire_articles", (("outcome", "published"),)) in updates
+    assert Count("newswire_articles", (("outcome", "duplicate"),)) in updates
+    assert [u for u in updates if u.name == "newswire_extractions"] == [
+        Count("newswire_extractions", (("method", "trafilatura"),))
+    ]  # the page that was not fetched is no extraction fallback
+    pages = {"outcome": "batch", "pages": [{"outcome": "ok"}, {"outcome": "known"}, {"outcome": "error"}]}
+    fetched = signals.task_updates(signals.FETCH, pages, {}, 0.3, 2.0, False)
+    assert sum(u.name == "newswire_page_fetches" for u in fetched) == 3
+    assert sum(u.name == "newswire_fetch_seconds" for u in fetched) == 2  # a known page sent no request
+    assert Count("newswire_dead_letters", labels_of(task=signals.EXTRACT), 3) in signals.failure_updates(
+        signals.EXTRACT, 3
+    )
 
 
 def test_the_exporter_serves_every_catalogued_series(redis_server: object, prefix: str) -> None:

@@ -35,3 +35,16 @@ def test_text_python_can_hold_but_utf8_cannot_survives(redis_client: redis.Redis
     odd = "<p>lone surrogate \udcff kept</p>"  # a decoder's escape, not valid UTF-8
     store = RedisPageStore(redis_client, prefix)
     assert store.get(store.put("origin4", odd)) == odd
+
+
+def test_pages_of_a_batch_come_in_one_call(redis_client: redis.Redis, prefix: str) -> None:
+    store = RedisPageStore(redis_client, prefix)
+    first, second = store.put("o1", "<p>één</p>"), store.put("o2", "<p>two</p>")
+    assert store.get_many([first, None, store.key("gone"), second]) == [
+        "<p>één</p>",
+        None,
+        None,
+        "<p>two</p>",
+    ]
+    store.drop(first, second)
+    assert store.get_many([first, second]) == [None, None]
