@@ -176,11 +176,22 @@ local function st_scores(pfx, now, window, terms, n)
   return idf, score, math.sqrt(norm)
 end
 
+-- The ST_TOP best candidates, best first (ties: the smaller ref), without sorting them all: a
+-- candidate list runs to ~2,000 articles, and a full sort was most of the script's time.
 local function st_ranked(score)
-  local list = {}
-  for m, s in pairs(score) do list[#list + 1] = {m, s} end
-  table.sort(list, function(a, b) return a[2] > b[2] or (a[2] == b[2] and a[1] < b[1]) end)
-  return list
+  local top = {}
+  for m, s in pairs(score) do
+    local n = #top
+    if n < ST_TOP or s > top[n][2] or (s == top[n][2] and m < top[n][1]) then
+      local i = n < ST_TOP and n + 1 or n
+      while i > 1 and (s > top[i - 1][2] or (s == top[i - 1][2] and m < top[i - 1][1])) do
+        top[i] = top[i - 1]
+        i = i - 1
+      end
+      top[i] = {m, s}
+    end
+  end
+  return top
 end
 
 -- Cosine of the two weighted term sets, both weighed by today's idf (their terms that are not
@@ -188,11 +199,13 @@ end
 local function st_similarity(idf, norm, n, rec)
   local story, rest = string.match(rec, '^(%S+) ?(.*)$$')
   local dot, their, rare = 0, 0, math.log(1 + n / 2)
-  for _, term in ipairs(st_parse(rest)) do
-    local mine = idf[term[1]]
-    local w = (mine and mine[1] or rare) * term[2]
+  for token in string.gmatch(rest, '%S+') do  -- st_parse inlined: no table per term
+    local mark, base = 1, token
+    if string.byte(token, -1) == 42 then mark, base = ST_MARK, string.sub(token, 1, -2) end  -- '*'
+    local mine = idf[base]
+    local w = (mine and mine[1] or rare) * mark
     their = their + w * w
-    if mine then dot = dot + mine[1] * mine[1] * mine[2] * term[2] end
+    if mine then dot = dot + mine[1] * mine[1] * mine[2] * mark end
   end
   return story, dot / math.max(norm * math.sqrt(their), 1e-9)
 end
