@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import codecs
 import dataclasses
+import itertools
 import re
 
 from charset_normalizer import from_bytes
@@ -238,18 +239,26 @@ def choose_article(page: Article | None, entry: FeedEntry) -> Article:
     """Pure decision: the page's article, or the feed's content when the page failed, is a
     paywall/teaser stub, or is much shorter than the feed's own content. Fills missing
     metadata (title, authors, published_at) from the entry."""
-    feed = article_from_feed(entry)
     if page is None:
-        return feed
-    if feed.text and is_worse_than_feed(page.text, feed.text):
-        language = page.language or feed.language
-        page = dataclasses.replace(page, text=feed.text, extraction="feed", language=language)
+        return article_from_feed(entry)
+    if may_be_worse_than_feed(page.text, entry):  # else the feed's HTML need not be parsed at all
+        feed_text = html_to_text(entry.content_html) or html_to_text(entry.summary)
+        if feed_text and is_worse_than_feed(page.text, feed_text):
+            language = page.language or pagemeta.detect_language(feed_text)
+            page = dataclasses.replace(page, text=feed_text, extraction="feed", language=language)
     return dataclasses.replace(
         page,
-        title=page.title or feed.title,
-        authors=page.authors or feed.authors,
-        published_at=page.published_at or feed.published_at,
+        title=page.title or entry.title or None,
+        authors=page.authors or entry.authors,
+        published_at=page.published_at or entry.published_at,
     )
+
+
+def may_be_worse_than_feed(page_text: str, entry: FeedEntry) -> bool:
+    """False when the page text is no stub and longer than the feed's HTML could make it worse
+    (text taken from an HTML fragment is never longer than the fragment)."""
+    longest = max(len(entry.content_html or ""), len(entry.summary or ""))
+    return is_stub(page_text) or len(page_text) < MUCH_SHORTER * longest
 
 
 def is_worse_than_feed(page_text: str, feed_text: str) -> bool:
@@ -258,6 +267,6 @@ def is_worse_than_feed(page_text: str, feed_text: str) -> bool:
 
 def is_stub(text: str) -> bool:
     """A paywall or teaser page: short, with a subscription prompt or a cut-off end."""
-    if len(WORD.findall(text)) >= STUB_WORDS:
-        return False
+    if sum(1 for _ in itertools.islice(WORD.finditer(text), STUB_WORDS)) >= STUB_WORDS:
+        return False  # (counts no further than it needs: most bodies are far longer)
     return bool(PAYWALL.search(text)) or text.rstrip().endswith(TEASER_ENDINGS)
