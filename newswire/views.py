@@ -32,10 +32,9 @@ FEED_FIELDS = (
 
 
 def feed_rows(client: redis.Redis, prefix: str, feeds: list[Feed]) -> list[dict[str, Any]]:
-    registry = RedisFeedRegistry(client, prefix)
+    states = RedisFeedRegistry(client, prefix).states([f.url for f in feeds])
     rows = []
-    for feed in feeds:
-        state = registry.state(feed.url)
+    for feed, state in zip(feeds, states, strict=True):
         row: dict[str, Any] = {"url": feed.url, "name": feed.name or state.get("title") or ""}
         row.update({k: state.get(k, "") for k in FEED_FIELDS})
         row["health"] = feed_health(feed, state)

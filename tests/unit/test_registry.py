@@ -168,3 +168,13 @@ def test_feed_config_is_stored_without_url_or_defaults() -> None:
     assert decode_feed("https://j.test/rss", b'{"name":"J","robots":false}') == Feed(
         "https://j.test/rss", "J", robots=False
     )
+
+
+def test_many_feeds_states_are_read_in_chunks(redis_client: redis.Redis, prefix: str) -> None:
+    registry = RedisFeedRegistry(redis_client, prefix)
+    urls = [f"https://feeds{n}.test/rss" for n in range(5)]
+    registry.sync(Feed(url=u) for u in urls)
+    registry.update_state(urls[3], {"last_status": "200", "title": "Desk 3"})
+    states = registry.states(urls, chunk=2)
+    assert [s.get("last_status") for s in states] == [None, None, None, "200", None]
+    assert states[3] == registry.state(urls[3])
