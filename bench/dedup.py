@@ -7,10 +7,13 @@ run time). Each original of 80+ words gets five labelled copies: a wire reprint
 (dateline and boilerplate added), a copy-edit (5-10% of the sentences edited by a word
 or two, house-style punctuation), a bottom-trim to 70%, a rewritten lead paragraph, and
 a live blog grown by a third; plus two stress rows that are not targets (5% and 10% of
-all words replaced at random). Everything runs against a private Redis through the
+all words replaced at random). False merges: every pair of distinct originals, each
+looked up with the other indexed; then the same with one site's header and footer
+around every body. Everything runs against a private Redis through the
 same Lua functions the publish script uses. Then the index is filled with synthetic
 signatures (spread over the window, as in a steady state) and lookups are timed with
-100k and 1M articles indexed. Prints tables; exits 0, also when the corpus is absent.
+100k and 1M articles indexed, with and without the probes' tails in turn. Prints
+tables; exits 0, also when the corpus is absent.
 """
 
 from __future__ import annotations
@@ -49,6 +52,15 @@ FILLER_TEXT = (
     "decision came too late for families already affected by rising costs across the region"
 )
 FILLER = FILLER_TEXT.split()
+SITE_HEADER = "Listen to this story. Our morning briefing brings you the news that matters before breakfast."
+SITE_FOOTER = (
+    "Our reporters rely on readers like you. If you value independent local journalism, please consider "
+    "a subscription, which starts at less than the price of a coffee a week and gives you unlimited "
+    "access to every article, the daily puzzle page and our weekend magazine. Have a tip or a "
+    "correction? Write to the newsroom using the contact form on this site; we read every message and "
+    "reply to most of them within two working days. Comments on this article are moderated and may take "
+    "a few hours to appear. All rights reserved; no part of this page may be copied without permission."
+)
 
 Variant = Callable[[str, list[str], random.Random], str]
 
@@ -194,16 +206,30 @@ def recall(index: neardup.RedisNearDupIndex, originals: list[Original], kind: Va
     return Recall(found, eligible, len(originals))
 
 
-def pairwise(originals: list[Original]) -> tuple[int, int, int]:
-    """Over all pairs of distinct originals: pairs, LSH candidates (a shared band), confirmed."""
-    bands = [set(neardup.band_hashes(o.sig).tolist()) for o in originals]
+def probe_bands(sig: neardup.Signature) -> set[int]:
+    """The band hashes a lookup reads: the body's, and its tail's when it sends them."""
+    bands = set(neardup.band_hashes(sig).tolist())
+    tail = sig.tail if sig.tail_bands else None
+    return bands if tail is None else bands | set(neardup.band_hashes(tail).tolist())
+
+
+def pairwise(sigs: list[neardup.Signature]) -> tuple[int, int, int]:
+    """Over all pairs of distinct bodies, each looked up with the other one indexed: pairs, LSH
+    candidates (a band in common), confirmed as copies (by either lookup)."""
+    indexed = [set(neardup.band_hashes(s).tolist()) for s in sigs]
+    probes = [probe_bands(s) for s in sigs]
     pairs = candidates = confirmed = 0
-    for i, j in combinations(range(len(originals)), 2):
+    for i, j in combinations(range(len(sigs)), 2):
         pairs += 1
-        if bands[i] & bands[j]:
-            candidates += 1
-            confirmed += neardup.is_near_duplicate(originals[i].sig, originals[j].sig)
+        hits = [(a, b) for a, b in ((i, j), (j, i)) if probes[a] & indexed[b]]
+        candidates += bool(hits)
+        confirmed += any(neardup.is_near_duplicate(sigs[a], sigs[b]) for a, b in hits)
     return pairs, candidates, confirmed
+
+
+def with_boilerplate(text: str) -> str:
+    """The same site's furniture around a body: a header line and a long footer."""
+    return f"{SITE_HEADER}\n{text}\n{SITE_FOOTER}"
 
 
 def own_minhash(words: list[str]) -> None:
@@ -268,13 +294,21 @@ def timed_ms(call: Callable[[int], object], n: int) -> list[float]:
 def server_us(client: Any, call: Callable[[int], object], n: int, rounds: int = 5) -> tuple[float, float]:
     """Redis's own time per EVALSHA (INFO commandstats): the script alone, no network or client.
     Best and median of `rounds` rounds of n calls, since other processes share the CPU."""
-    per_round = []
+    return interleaved_server_us(client, [call], n, rounds)[0]
+
+
+def interleaved_server_us(
+    client: Any, calls: list[Callable[[int], object]], n: int, rounds: int = 5
+) -> list[tuple[float, float]]:
+    """`server_us` for several calls, their rounds taken in turn so that other load hits each alike."""
+    per_round: list[list[float]] = [[] for _ in calls]
     for _ in range(rounds):
-        client.config_resetstat()
-        for i in range(n):
-            call(i)
-        per_round.append(float(client.info("commandstats")["cmdstat_evalsha"]["usec_per_call"]))
-    return min(per_round), statistics.median(per_round)
+        for call, times in zip(calls, per_round, strict=True):
+            client.config_resetstat()
+            for i in range(n):
+                call(i)
+            times.append(float(client.info("commandstats")["cmdstat_evalsha"]["usec_per_call"]))
+    return [(min(times), statistics.median(times)) for times in per_round]
 
 
 def used_memory(client: Any) -> int:
@@ -326,19 +360,26 @@ def run_quality(client: Any, originals: list[Original], seed: int) -> None:
     for name, kind in {**COPY_KINDS, **STRESS_KINDS}.items():
         r = recall(index, originals, kind, seed)
         print(f"  {name:<22} {r.found / r.eligible:>8.3f} ({r.found}/{r.eligible}) {r.found / r.total:>9.3f}")
-    pairs, candidates, confirmed = pairwise(originals)
     print("\nfalse merges among distinct originals")
+    pairs, candidates, confirmed = pairwise([o.sig for o in originals])
     print(f"  pairs {pairs:,}   LSH candidates {candidates}   confirmed as copies {confirmed}")
     print(f"  originals flagged as a copy when indexed one by one (Lua): {online}")
+    framed = [neardup.signature(with_boilerplate(o.text)) for o in originals]
+    pairs, candidates, confirmed = pairwise([s for s in framed if s is not None])
+    words = len(SITE_HEADER.split()) + len(SITE_FOOTER.split())
+    print(f"  same-site boilerplate ({words} shared words around every body): pairs {pairs:,}"
+          f"   LSH candidates {candidates}   confirmed as copies {confirmed}")  # fmt: skip
 
 
 def run_scale(client: Any, sizes: list[int], originals: list[Original]) -> None:
     rng = np.random.default_rng(11)
     probes = [neardup.lookup_blob(o.sig) for o in originals[:100]]  # ready signatures, as when publishing
+    bare = [neardup.lookup_blob(neardup.Signature(o.sig.values, o.sig.shingles)) for o in originals[:100]]
     noop = client.register_script("return 1")
     print("\nnear-duplicate lookups (synthetic signatures spread over the window; probes = real bodies)")
-    header = ("indexed", "median ms", "p99 ms", "in Redis us best/median", "B/article", "insert us")
-    print("  " + " ".join(f"{h:>{w}}" for h, w in zip(header, (9, 10, 8, 24, 10, 10), strict=True)))
+    header = ("indexed", "median ms", "p99 ms", "in Redis us best/median", "no tails", "B/article")
+    header += ("insert us",)
+    print("  " + " ".join(f"{h:>{w}}" for h, w in zip(header, (9, 10, 8, 24, 14, 10, 10), strict=True)))
     for size in sizes:
         base = flush(client)
         index = neardup.RedisNearDupIndex(client, "s", capacity=size)
@@ -347,11 +388,13 @@ def run_scale(client: Any, sizes: list[int], originals: list[Original]) -> None:
         insert_us = (time.perf_counter() - started) / size * 1e6
         per_article = (used_memory(client) - base) / size
         times = timed_ms(lambda i, index=index: index.find_blob(probes[i % len(probes)], now=NOW), 1000)
-        best, middle = server_us(
-            client, lambda i, index=index: index.find_blob(probes[i % len(probes)], now=NOW), 200
-        )
+        (best, middle), (bare_best, bare_middle) = interleaved_server_us(client, [
+            lambda i, index=index: index.find_blob(probes[i % len(probes)], now=NOW),
+            lambda i, index=index: index.find_blob(bare[i % len(bare)], now=NOW),  # the tail's cost
+        ], 200)  # fmt: skip
         p99 = statistics.quantiles(times, n=100)[98]
-        print(f"  {size:>9,} {statistics.median(times):>10.3f} {p99:>8.3f} {f'{best:.0f} / {middle:.0f}':>24}"
+        server, without = f"{best:.0f} / {middle:.0f}", f"{bare_best:.0f} / {bare_middle:.0f}"
+        print(f"  {size:>9,} {statistics.median(times):>10.3f} {p99:>8.3f} {server:>24} {without:>14}"
               f" {per_article:>10.0f} {insert_us:>10.0f}")  # fmt: skip
     print(f"  round trip of an empty script: {statistics.median(timed_ms(lambda i: noop(), 1000)):.3f} ms")
     print(f"  identity keys (seen:id record + seen:hash): {identity_bytes(client):.0f} B/article")

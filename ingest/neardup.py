@@ -2,10 +2,22 @@
 
 Pure part: a body becomes a `Signature` (128 MinHash values over 5-word
 shingles of the normalised text) and a lookup blob (32 band hashes of 4 rows,
-the 16-bit slots kept for confirmation, the shingle count). Redis part: the
+the 16-bit slots kept for confirmation, the shingle counts). Redis part: the
 Lua functions `nd_find` and `nd_insert`, which `publish.py` runs inside its one
 publish script, so looking a body up and indexing it is atomic with
 publishing and costs a single round trip (docs/dedup.md has the layout).
+
+A copy with a rewritten lead keeps all but its first paragraph; in a short
+article that paragraph is a fifth to a half of the text, too much for the
+whole-body rules. So the signature of a body of up to 600 words also holds the
+MinHash of its *tail*, the text after its first 60 words (after its first
+half, under 120 words), and a lookup sends it: the lead rule confirms a
+candidate when the text the two share makes up most of this tail and most of
+the candidate's own tail (its length follows from the candidate's shingle
+count), so the two differ in their leads only. Up to 240 words, where a new
+lead can hide the original from the body's own bands, the tail's bands are
+looked up as well. Words, not paragraphs or sentences, mark the cut: copies
+keep neither intact. Only lookups carry a tail; the index keeps its layout.
 """
 
 from __future__ import annotations
@@ -31,6 +43,10 @@ MIN_WORDS = 80  # shorter bodies (paywall stubs, teasers) are too alike to be ma
 JACCARD_MIN = 0.8  # a copy: most shingles shared
 CONTAINMENT_MIN = 0.8  # a trimmed or extended reprint: the smaller body mostly inside the larger
 CONTAINMENT_FLOOR = 0.2  # below this Jaccard the containment estimate is too noisy to trust
+LEAD_MAX_WORDS = 60  # where a tail starts (a news lead is one paragraph of some 20-50 words)
+LEAD_CONTAINMENT_MIN = 0.8  # the lead rule: each tail at least this much made of the shared text
+TAIL_PROBE_MAX_WORDS = 600  # past this a lead is under 10%, which the whole-body rules absorb
+TAIL_BANDS_MAX_WORDS = 240  # past this a lead is under 25%: the body's own bands find the original
 SLICES = 1  # generations per window; a lookup reads SLICES + 1 of them, so entries live 1 to 2 windows
 MAX_REFS = 4  # articles remembered per band value (more would be boilerplate, not news)
 BUCKET_FILL = 64  # band entries per bucket hash: compact listpack encoding on any Redis
@@ -57,10 +73,14 @@ BAND_SALTS = np.frombuffer(hashlib.shake_256(b"newswire bands v1").digest(BANDS 
 
 @dataclass(frozen=True, slots=True)
 class Signature:
-    """The MinHash of one body: 128 32-bit values (big-endian bytes) and its shingle count."""
+    """The MinHash of one body: 128 32-bit values (big-endian bytes) and its shingle count; for a
+    lookup, the signature of its tail too (bodies of up to 600 words), and whether the tail's
+    bands are looked up as well (up to 240 words)."""
 
     values: bytes
     shingles: int
+    tail: Signature | None = None
+    tail_bands: bool = False
 
     def array(self) -> Hashes:
         return np.frombuffer(self.values, dtype=">u4").astype(np.uint64)
@@ -100,13 +120,29 @@ def minhash(shingles: Hashes) -> Hashes:
     return best
 
 
+def lead_cut(words: int) -> int:
+    """Where a body's tail starts: after 60 words, or halfway through a shorter body."""
+    return min(LEAD_MAX_WORDS, words // 2)
+
+
+def indexed_tail(shingles: int) -> int:
+    """The tail's shingle count of an indexed body, from its own (words = shingles + 4)."""
+    return shingles - lead_cut(shingles + SHINGLE_WORDS - 1)
+
+
 def signature(text: str) -> Signature | None:
     """The body's signature, or None when it is too short for near-duplicate matching."""
     words = normalize_text(text).split()
     if len(words) < MIN_WORDS:
         return None
-    shingles = np.unique(shingle_hashes(words))
-    return Signature(minhash(shingles).astype(">u4").tobytes(), len(shingles))
+    hashes = shingle_hashes(words)
+    cut = lead_cut(len(words))
+    tail = minhash(hashes[cut:])  # shingle i starts at word i: these lie wholly in the tail
+    values, count = np.minimum(minhash(hashes[:cut]), tail).astype(">u4").tobytes(), len(np.unique(hashes))
+    if len(words) > TAIL_PROBE_MAX_WORDS:
+        return Signature(values, count)
+    tail_sig = Signature(tail.astype(">u4").tobytes(), len(np.unique(hashes[cut:])))
+    return Signature(values, count, tail_sig, len(words) <= TAIL_BANDS_MAX_WORDS)
 
 
 def band_hashes(sig: Signature) -> Hashes:
@@ -124,13 +160,27 @@ def slots(sig: Signature) -> bytes:
     return (sig.array() & np.uint64(0xFFFF)).astype(">u2").tobytes()
 
 
-def lookup_blob(sig: Signature) -> bytes:
-    """What the Lua side reads, in order: shingle count (4 bytes), slots (256), then per band
-    a 4-byte field (the hash's low half) and 24 binary digits (its top bits) naming the bucket."""
+def band_section(sig: Signature) -> bytes:
+    """Per band a 4-byte field (the hash's low half), then per band 24 binary digits (its top
+    bits) naming the bucket."""
     bands = band_hashes(sig)
     fields = (bands & np.uint64(0xFFFFFFFF)).astype(">u4").tobytes()
     digits = "".join(format(int(h) >> (64 - MAX_BUCKET_BITS), f"0{MAX_BUCKET_BITS}b") for h in bands)
-    return min(sig.shingles, 0xFFFFFFFF).to_bytes(4, "big") + slots(sig) + fields + digits.encode()
+    return fields + digits.encode()
+
+
+def head_section(sig: Signature) -> bytes:
+    """Shingle count (4 bytes) and slots (256): what a record keeps of a signature."""
+    return min(sig.shingles, 0xFFFFFFFF).to_bytes(4, "big") + slots(sig)
+
+
+def lookup_blob(sig: Signature) -> bytes:
+    """What the Lua side reads: the body's head and band sections; then, when the signature has a
+    tail, its head section, and its band section when those bands are looked up too."""
+    blob = head_section(sig) + band_section(sig)
+    if sig.tail is None:
+        return blob
+    return blob + head_section(sig.tail) + (band_section(sig.tail) if sig.tail_bands else b"")
 
 
 def estimate_jaccard(a: Signature, b: Signature) -> float:
@@ -151,15 +201,31 @@ def is_copy(jaccard: float, shingles_a: int, shingles_b: int) -> bool:
     return shared / min(shingles_a, shingles_b) >= CONTAINMENT_MIN
 
 
-def is_near_duplicate(a: Signature, b: Signature) -> bool:
-    return is_copy(estimate_jaccard(a, b), a.shingles, b.shingles)
+def is_lead_copy(jaccard: float, tail_a: int, shingles_b: int) -> bool:
+    """The lead rule (mirrored in Lua), from the Jaccard of A's tail with all of B: the text they
+    share makes up at least 80% of A's tail and of B's, so the two differ in their leads only."""
+    if jaccard < CONTAINMENT_FLOOR or tail_a == 0:
+        return False
+    shared = jaccard * (tail_a + shingles_b) / (1 + jaccard)
+    return shared >= LEAD_CONTAINMENT_MIN * max(tail_a, indexed_tail(shingles_b))
+
+
+def is_near_duplicate(probe: Signature, indexed: Signature) -> bool:
+    """What `nd_find` decides when `probe` is looked up and `indexed` is a candidate."""
+    if is_copy(estimate_jaccard(probe, indexed), probe.shingles, indexed.shingles):
+        return True
+    tail = probe.tail
+    if tail is None:
+        return False
+    return is_lead_copy(estimate_jaccard(tail, indexed), tail.shingles, indexed.shingles)
 
 
 LUA_TEMPLATE = Template("""
 local ND_BANDS, ND_SLOTS, ND_SLICES, ND_MAX_REFS = $bands, $perm, $slices, $max_refs
 local ND_FILL, ND_MIN_BITS, ND_MAX_BITS = $fill, $min_bits, $max_bits
 local ND_RECORD = 4 + ND_SLOTS * 2  -- a blob starts with the shingle count and the slots
-local ND_DIGITS = ND_RECORD + ND_BANDS * 4  -- then the band fields, then the bucket digits
+local ND_TAIL = ND_RECORD + ND_BANDS * (4 + ND_MAX_BITS)  -- then the bands; then maybe the tail's
+local ND_TAIL_BANDS = ND_TAIL + ND_RECORD  -- the tail's head; then maybe the tail's bands
 
 local function nd_u32(s, i)
   local a, b, c, d = string.byte(s, i, i + 3)
@@ -172,13 +238,26 @@ local function nd_bits(pfx, gen)
   return tonumber(redis.call('HGET', pfx .. gen .. ':m', 'bits'))
 end
 
--- Per band: its 4-byte field, and the binary digits its bucket name is cut from.
-local function nd_bands(blob)
-  local fields, digits = {}, {}
+-- Per band of the section after byte `at`: its 4-byte field, and the digits its bucket is cut from.
+local function nd_bands(blob, at)
+  local fields, digits, start = {}, {}, at + ND_BANDS * 4
   for band = 1, ND_BANDS do
-    fields[band] = string.sub(blob, ND_RECORD + band * 4 - 3, ND_RECORD + band * 4)
-    local last = ND_DIGITS + band * ND_MAX_BITS
-    digits[band] = string.sub(blob, last - ND_MAX_BITS + 1, last)
+    fields[band] = string.sub(blob, at + band * 4 - 3, at + band * 4)
+    digits[band] = string.sub(blob, start + (band - 1) * ND_MAX_BITS + 1, start + band * ND_MAX_BITS)
+  end
+  return fields, digits
+end
+
+-- A lookup's bands: the body's, then the tail's where they differ from the body's.
+local function nd_probe_bands(blob)
+  local fields, digits = nd_bands(blob, ND_RECORD)
+  if #blob > ND_TAIL_BANDS then
+    local tail_fields, tail_digits = nd_bands(blob, ND_TAIL_BANDS)
+    for band = 1, ND_BANDS do
+      if tail_fields[band] ~= fields[band] or tail_digits[band] ~= digits[band] then
+        fields[#fields + 1], digits[#digits + 1] = tail_fields[band], tail_digits[band]
+      end
+    end
   end
   return fields, digits
 end
@@ -190,7 +269,7 @@ local function nd_candidates(pfx, now, window, fields, digits)
     local bits = nd_bits(pfx, gen)
     if bits then
       local head = pfx .. gen .. ':'
-      for band = 1, ND_BANDS do
+      for band = 1, #fields do
         local refs = redis.call('HGET', head .. string.sub(digits[band], 1, bits), fields[band])
         for i = 1, refs and #refs or 0, 8 do
           local ref = string.sub(refs, i, i + 7)
@@ -205,14 +284,13 @@ local function nd_candidates(pfx, now, window, fields, digits)
   return list
 end
 
--- A record is the blob's head (shingle count, slots) and the article id.
-local function nd_matches(mine, rec)
-  local theirs = {string.byte(rec, 5, ND_RECORD)}
+-- The share of equal slots (two bytes each) in two signatures.
+local function nd_jaccard(mine, theirs)
   local same = 0
   for i = 1, ND_SLOTS * 2, 2 do
     if mine[i] == theirs[i] and mine[i + 1] == theirs[i + 1] then same = same + 1 end
   end
-  return same
+  return same / ND_SLOTS
 end
 
 local function nd_is_copy(j, na, nb)
@@ -221,16 +299,27 @@ local function nd_is_copy(j, na, nb)
   return j * (na + nb) / (1 + j) / math.min(na, nb) >= $containment
 end
 
+local function nd_is_lead_copy(j, tail_a, nb)
+  if j < $floor or tail_a == 0 then return false end
+  local tail_b = nb - math.min($lead_max, math.floor((nb + $shingle_words - 1) / 2))
+  return j * (tail_a + nb) / (1 + j) >= $lead_containment * math.max(tail_a, tail_b)
+end
+
+-- A record is the blob's head (shingle count, slots) and the article id.
+local function nd_is_match(blob, mine, tail, rec)
+  local theirs, nb = {string.byte(rec, 5, ND_RECORD)}, nd_u32(rec, 1)
+  if nd_is_copy(nd_jaccard(mine, theirs), nd_u32(blob, 1), nb) then return true end
+  return tail ~= nil and nd_is_lead_copy(nd_jaccard(tail, theirs), nd_u32(blob, ND_TAIL + 1), nb)
+end
+
 -- The id of an indexed article whose body this blob copies, or nil.
 local function nd_find(pfx, now, window, blob, own_id)
-  local mine, count = {string.byte(blob, 5, ND_RECORD)}, nd_u32(blob, 1)
-  for _, cand in ipairs(nd_candidates(pfx, now, window, nd_bands(blob))) do
+  local mine, tail = {string.byte(blob, 5, ND_RECORD)}, nil
+  if #blob > ND_TAIL then tail = {string.byte(blob, ND_TAIL + 5, ND_TAIL + ND_RECORD)} end
+  for _, cand in ipairs(nd_candidates(pfx, now, window, nd_probe_bands(blob))) do
     local rec = redis.call('HGET', pfx .. cand[1] .. ':s', cand[2])
     local their_id = rec and string.sub(rec, ND_RECORD + 1)
-    if rec and their_id ~= own_id then
-      local j = nd_matches(mine, rec) / ND_SLOTS
-      if nd_is_copy(j, count, nd_u32(rec, 1)) then return their_id end
-    end
+    if rec and their_id ~= own_id and nd_is_match(blob, mine, tail, rec) then return their_id end
   end
   return nil
 end
@@ -255,7 +344,7 @@ local function nd_insert(pfx, now, window, hint, blob, ref, id)
   local head, bits = pfx .. gen .. ':', nd_gen_bits(pfx, gen, hint)
   redis.call('HINCRBY', head .. 'm', 'n', 1)
   redis.call('EXPIREAT', head .. 'm', expire_at + math.ceil(slice))
-  local fields, digits = nd_bands(blob)
+  local fields, digits = nd_bands(blob, ND_RECORD)
   for band = 1, ND_BANDS do
     local key = head .. string.sub(digits[band], 1, bits)
     local old = redis.call('HGET', key, fields[band]) or ''
@@ -271,6 +360,7 @@ NEARDUP_LUA = LUA_TEMPLATE.substitute(
     bands=BANDS, perm=NUM_PERM, slices=SLICES, max_refs=MAX_REFS, fill=BUCKET_FILL,
     min_bits=MIN_BUCKET_BITS, max_bits=MAX_BUCKET_BITS,
     jaccard=JACCARD_MIN, containment=CONTAINMENT_MIN, floor=CONTAINMENT_FLOOR,
+    lead_containment=LEAD_CONTAINMENT_MIN, lead_max=LEAD_MAX_WORDS, shingle_words=SHINGLE_WORDS,
 )  # fmt: skip
 
 FIND_CALL = "return nd_find(ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4], ARGV[5])"

@@ -87,6 +87,7 @@ def test_copies_are_near_duplicates_and_distinct_articles_are_not() -> None:
     assert neardup.is_near_duplicate(sig(text), sig("PARIS (Wire) — " + text + " Editing by A. N. Other."))
     assert neardup.is_near_duplicate(sig(text), sig(" ".join(words[: int(len(words) * 0.7)])))
     assert neardup.is_near_duplicate(sig(text), sig(article(99, 130) + " " + text))  # grown by a third
+    assert neardup.is_near_duplicate(sig(rewrite_lead(text, 98, 60)), sig(text))
     assert not any(neardup.is_near_duplicate(sig(text), sig(article(s, 400))) for s in range(6, 30))
 
 
@@ -98,9 +99,60 @@ def test_containment_rule() -> None:
 
 
 def test_lookup_blob_layout() -> None:
-    blob = neardup.lookup_blob(sig(article(8)))
-    assert len(blob) == 4 + 256 + 32 * 4 + 32 * neardup.MAX_BUCKET_BITS
-    assert set(blob[4 + 256 + 128 :]) <= set(b"01")
+    head = 4 + 256  # shingle count, slots
+    section = head + 32 * 4 + 32 * neardup.MAX_BUCKET_BITS  # then band fields, bucket digits
+    assert len(neardup.lookup_blob(sig(article(8, 700)))) == section  # a long body sends no tail
+    medium = sig(article(8, 300))
+    assert len(neardup.lookup_blob(medium)) == section + head  # the tail, to confirm with
+    short = sig(article(8, 150))
+    blob = neardup.lookup_blob(short)
+    assert len(blob) == 2 * section  # the tail's bands are looked up too
+    assert blob[:section] == neardup.lookup_blob(neardup.Signature(short.values, short.shingles))
+    assert set(blob[head + 128 : section]) <= set(b"01")
+    assert set(blob[section + head + 128 :]) <= set(b"01")
+
+
+def test_tail_starts_after_the_lead() -> None:
+    """The tail's values are the MinHash of the words after the cut, and its count matches."""
+    text = article(9, 200)
+    words = normalize_text(text).split()
+    assert neardup.lead_cut(len(words)) == 60
+    assert neardup.lead_cut(90) == 45  # a short body: halfway
+    tail = sig(text).tail
+    assert tail is not None
+    alone = neardup.minhash(neardup.shingle_hashes(words[60:])).astype(">u4").tobytes()
+    assert tail.values == alone
+    assert abs(tail.shingles - neardup.indexed_tail(sig(text).shingles)) <= 2  # repeats aside
+
+
+def rewrite_lead(text: str, seed: int, lead_words: int) -> str:
+    """The first `lead_words` words replaced by as many words of another body."""
+    words = text.split()
+    return " ".join(article(seed, lead_words).split()[:lead_words] + words[lead_words:])
+
+
+@pytest.mark.parametrize(("words", "lead"), [(90, 40), (150, 45), (300, 60), (500, 60)])
+def test_a_rewritten_lead_is_a_copy(words: int, lead: int) -> None:
+    text = article(50 + words, words)
+    copy = rewrite_lead(text, 1000 + words, lead)
+    assert neardup.is_near_duplicate(sig(copy), sig(text))
+    assert neardup.is_near_duplicate(sig(text), sig(copy))  # in either order
+
+
+def test_lead_rule_needs_the_candidate_to_be_the_same_article() -> None:
+    """A short piece whose second half is quoted inside a longer article is not its copy."""
+    quote = article(60, 100)
+    longer = article(61, 200) + " " + quote + " " + article(62, 100)
+    piece = " ".join(article(63, 60).split()[:60]) + " " + quote
+    assert not neardup.is_near_duplicate(sig(piece), sig(longer))
+    assert not neardup.is_near_duplicate(sig(longer), sig(piece))
+
+
+def test_briefs_sharing_a_short_footer_are_not_copies() -> None:
+    footer = " ".join(article(70, 40).split()[:40])
+    briefs = [" ".join(article(71 + i, 80).split()[:80]) + " " + footer for i in range(10)]
+    sigs = [sig(b) for b in briefs]
+    assert not any(neardup.is_near_duplicate(a, b) for a in sigs for b in sigs if a is not b)
 
 
 # --- the shared index --------------------------------------------------------------------
@@ -122,6 +174,9 @@ def test_index_finds_a_copy_and_not_a_stranger(index: neardup.RedisNearDupIndex)
         index.insert(sig(article(s, 400)), doc_id(s), now=NOW)
     copy = "Update: " + " ".join(text.split()[: int(len(text.split()) * 0.75)])
     assert index.find(sig(copy), now=NOW + 60) == doc_id(1)
+    brief = article(2, 100)
+    index.insert(sig(brief), doc_id(2), now=NOW)
+    assert index.find(sig(rewrite_lead(brief, 3, 45)), now=NOW + 60) == doc_id(2)  # 45% of it new
     assert index.find(sig(article(77, 400)), now=NOW + 60) is None
     assert index.find(sig(text), own_id=doc_id(1), now=NOW) is None  # an article is no copy of itself
 
@@ -132,14 +187,16 @@ def test_lua_and_python_agree_on_what_is_a_copy(index: neardup.RedisNearDupIndex
     words = base.split()
     rng = random.Random(4)
     verdicts = []
-    for share in (0.005, 0.01, 0.02, 0.03, 0.04, 0.06, 0.1):
-        for keep in (1.0, 0.6):
-            edited = list(words[: int(len(words) * keep)])
-            for i in rng.sample(range(len(edited)), int(share * len(edited))):
-                edited[i] = "zzz"
-            probe = sig(" ".join(edited))
-            verdicts.append(neardup.is_near_duplicate(sig(base), probe))
-            assert (index.find(probe, now=NOW) == doc_id(20)) == verdicts[-1], (share, keep)
+    cases = [(share, keep, lead) for share in (0.005, 0.01, 0.02, 0.03, 0.04, 0.06, 0.1)
+             for keep in (1.0, 0.6) for lead in (0, 60)]  # fmt: skip
+    for share, keep, lead in cases:
+        edited = list(words[: int(len(words) * keep)])
+        edited[:lead] = article(len(verdicts), lead).split()[:lead]  # a new lead: the tail decides
+        for i in rng.sample(range(len(edited)), int(share * len(edited))):
+            edited[i] = "zzz"
+        probe = sig(" ".join(edited))
+        verdicts.append(neardup.is_near_duplicate(probe, sig(base)))
+        assert (index.find(probe, now=NOW) == doc_id(20)) == verdicts[-1], (share, keep, lead)
     assert True in verdicts
     assert False in verdicts
 
