@@ -88,9 +88,11 @@ class IngestTask(Task):  # type: ignore[misc]
         if len(batch) < 2:
             return False
         items = kwargs.get("items") or [None] * len(batch)
-        for one, item in zip(batch, items, strict=True):
+        for n, (one, item) in enumerate(zip(batch, items, strict=True)):
             extra = {"items": [item] if item else None} if self.name == "ingest.fetch_articles" else {}
-            self.apply_async(([one],), {**kwargs, **extra})
+            # ids derived from the batch's: a batch delivered twice at once (a visibility timeout
+            # during its run) splits into the same singles, counted and dead-lettered once each
+            self.apply_async(([one],), {**kwargs, **extra}, task_id=f"{self.request.id}.{n}")
         log.warning("a batch of %d kept killing its worker: each item goes on alone", len(batch),
                     extra={"stage": self.name, "outcome": "split"})  # fmt: skip
         return True
