@@ -1,4 +1,5 @@
 import threading
+import time
 from datetime import UTC, datetime
 
 import orjson
@@ -245,11 +246,23 @@ def test_follow_waits_for_new_entries_until_stopped(redis_client: redis.Redis, p
         "group": "g", "consumer": "c", **options,
     })  # fmt: skip
     reader.start()
-    redis_client.xgroup_create(stream, "probe", id="$", mkstream=True)  # the stream exists by now
+    assert wait_for_group(redis_client, stream, "g")  # a new group starts at "$": add only after it
     add(redis_client, stream, 3)
     reader.join(timeout=10)
     assert not reader.is_alive()
     assert got == ["doc0", "doc1", "doc2"]
+
+
+def wait_for_group(client: redis.Redis, stream: str, group: str, limit_s: float = 10.0) -> bool:
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        try:
+            if any(g["name"] in (group, group.encode()) for g in client.xinfo_groups(stream)):
+                return True
+        except redis.ResponseError:  # no stream yet
+            pass
+        time.sleep(0.01)
+    return False
 
 
 def test_a_client_that_decodes_responses_works_too(redis_server: object, prefix: str) -> None:
