@@ -30,7 +30,8 @@ from workers.timelimit import ItemTimeLimitError, time_limit
 log = logging.getLogger("newswire.tasks")
 RETRYABLE = (redis.ConnectionError, redis.TimeoutError, ConnectionError)
 FETCH_BATCH = 8  # entries per page-fetch task (one poll's, so mostly one site: fetched in turn)
-FLUSH_AFTER_S = 1.0  # a fetched page waits at most this long for others before extraction is sent
+FLUSH_AFTER_S = 1.0  # a fetched page waits at most about this long for others before extraction
+SLOW_FETCH_S = 0.25  # a page that took this long (a slow or paced site) goes on to extraction at once
 BATCH_TASKS = ("ingest.fetch_articles", "ingest.extract_articles")
 FEED_WAIT_S = 2.0  # a feed poll waits this long for a host slot, then goes back to the schedule
 SWEEP_WAIT_S = 30.0  # a sweep's poll waits longer (then is re-enqueued): no beat hands it out again
@@ -177,18 +178,20 @@ def fetch_articles(
 ) -> dict[str, Any]:  # fmt: skip
     """I/O stage: the article pages of a few entries of one poll (usually one site), one after the
     other as the site's politeness allows, each unless its URL was published already. Pages go on
-    to extraction in batches: `EXTRACT_BATCH` at most, and none waits more than `FLUSH_AFTER_S`."""
+    to extraction in batches of up to `EXTRACT_BATCH` when they come fast; when a page took long
+    (a real site paced at one page a second), it and those before it go on at once."""
     items = items or [f"a:{pipeline.entry_origin(FeedEntry.from_dict(e))}" for e in entries]
     batch = PageBatch(sweep_id, first_seen)
     outcomes: list[dict[str, Any]] = []
     for n, (entry, item) in enumerate(zip(entries, items, strict=True)):
+        started = time.monotonic()
         try:
             page = fetch_one(FeedEntry.from_dict(entry))
         except HostBusy:  # the site is busy with our other requests: the rest go back to the queue
             send_fetches(entries[n:], items[n:], sweep_id, first_seen)
             outcomes += [{"outcome": "deferred", "link": e.get("link")} for e in entries[n:]]
             break
-        batch.add(entry, item, page)
+        batch.add(entry, item, page, urgent=time.monotonic() - started >= SLOW_FETCH_S)
         outcomes.append({"outcome": signals.page_outcome(page.html, page.error), "link": entry.get("link")})
     batch.flush()
     return {"outcome": "batch", "pages": outcomes}
@@ -208,7 +211,9 @@ class PageBatch:
         self.pages: list[dict[str, Any]] = []
         self.oldest = 0.0
 
-    def add(self, entry: dict[str, Any], item: str, page: pipeline.PageFetch) -> None:
+    def add(
+        self, entry: dict[str, Any], item: str, page: pipeline.PageFetch, *, urgent: bool = False
+    ) -> None:
         key = None
         if page.html is not None:
             key = page_store().put(pipeline.entry_origin(FeedEntry.from_dict(entry)), page.html)
@@ -217,7 +222,7 @@ class PageBatch:
         self.pages.append(
             {"entry": entry, "item": item, "final_url": page.final_url, "error": page.error, "page_key": key}
         )
-        if len(self.pages) >= EXTRACT_BATCH or time.monotonic() - self.oldest >= FLUSH_AFTER_S:
+        if urgent or len(self.pages) >= EXTRACT_BATCH or time.monotonic() - self.oldest >= FLUSH_AFTER_S:
             self.flush()
 
     def flush(self) -> None:
