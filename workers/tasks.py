@@ -22,6 +22,7 @@ from ingest.pages import RedisPageStore
 from ingest.politeness import HostBusy, PoliteFetcher
 from workers import signals
 from workers.app import EXTRACT_BATCH  # pages per extraction task: its messaging is paid once per batch
+from workers.batching import PageBatch
 from workers.beat import run_tick
 from workers.context import WorkerContext
 from workers.delivery import DeliveryLimitError, RedisDeliveryCounter, counter_ttl, limit_message
@@ -30,7 +31,6 @@ from workers.timelimit import ItemTimeLimitError, time_limit
 log = logging.getLogger("newswire.tasks")
 RETRYABLE = (redis.ConnectionError, redis.TimeoutError, ConnectionError)
 FETCH_BATCH = 8  # entries per page-fetch task (one poll's, so mostly one site: fetched in turn)
-FLUSH_AFTER_S = 1.0  # a fetched page waits at most about this long for others before extraction
 SLOW_FETCH_S = 0.25  # a page that took this long (a slow or paced site) goes on to extraction at once
 BATCH_TASKS = ("ingest.fetch_articles", "ingest.extract_articles")
 FEED_WAIT_S = 2.0  # a feed poll waits this long for a host slot, then goes back to the schedule
@@ -181,7 +181,9 @@ def fetch_articles(
     to extraction in batches of up to `EXTRACT_BATCH` when they come fast; when a page took long
     (a real site paced at one page a second), it and those before it go on at once."""
     items = items or [f"a:{pipeline.entry_origin(FeedEntry.from_dict(e))}" for e in entries]
-    batch = PageBatch(sweep_id, first_seen)
+    batch = PageBatch(
+        page_store(), lambda pages: send_extractions(pages, sweep_id, first_seen), EXTRACT_BATCH
+    )
     outcomes: list[dict[str, Any]] = []
     for n, (entry, item) in enumerate(zip(entries, items, strict=True)):
         started = time.monotonic()
@@ -201,34 +203,6 @@ def fetch_one(entry: FeedEntry) -> pipeline.PageFetch:
     if pipeline.is_known_link(entry, CTX.sink):
         return pipeline.PageFetch(None, entry.link, signals.KNOWN_PAGE)
     return pipeline.fetch_page(entry, page_fetcher(entry))
-
-
-class PageBatch:
-    """Fetched pages on their way to one extraction task (the page itself goes by key, ingest/pages.py)."""
-
-    def __init__(self, sweep_id: str | None, first_seen: float | None) -> None:
-        self.sweep_id, self.first_seen = sweep_id, first_seen
-        self.pages: list[dict[str, Any]] = []
-        self.oldest = 0.0
-
-    def add(
-        self, entry: dict[str, Any], item: str, page: pipeline.PageFetch, *, urgent: bool = False
-    ) -> None:
-        key = None
-        if page.html is not None:
-            key = page_store().put(pipeline.entry_origin(FeedEntry.from_dict(entry)), page.html)
-        if not self.pages:
-            self.oldest = time.monotonic()
-        self.pages.append(
-            {"entry": entry, "item": item, "final_url": page.final_url, "error": page.error, "page_key": key}
-        )
-        if urgent or len(self.pages) >= EXTRACT_BATCH or time.monotonic() - self.oldest >= FLUSH_AFTER_S:
-            self.flush()
-
-    def flush(self) -> None:
-        if self.pages:
-            send_extractions(self.pages, self.sweep_id, self.first_seen)
-            self.pages = []
 
 
 def send_extractions(pages: list[dict[str, Any]], sweep_id: str | None, first_seen: float | None) -> None:
