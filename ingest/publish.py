@@ -331,9 +331,7 @@ class RedisStreamSink:
                 self.queue_write(pipe, item.doc, outcome)
             elif outcome.status == "duplicate" and record_copies:
                 copy = replace(item.doc, duplicate_of=outcome.original_id, story_id=outcome.story_id)
-                self.queue_once(
-                    pipe, f"dup:{item.doc.id}:{item.origin}", duplicates_stream(self.prefix), copy
-                )
+                self.queue_duplicate(pipe, copy, item.origin)
         for reply in pipe.execute():
             if reply == -1:
                 raise RuntimeError("an article's decision record vanished before its write")
@@ -398,21 +396,25 @@ class RedisStreamSink:
 
     def record_duplicate(self, doc: Document, origin: str) -> bool:
         """Add `doc` (with duplicate_of set) to the duplicates stream once per origin."""
-        return self.add_once(f"dup:{doc.id}:{origin}", duplicates_stream(self.prefix), doc.to_dict())
+        pipe = ScriptPipeline(self.client)
+        self.queue_duplicate(pipe, doc, origin)
+        return bool(pipe.execute()[0])
 
     def dead_letter(self, key: str, item: dict[str, Any]) -> bool:
         """Give up on an item: one entry in the dead-letter stream per key."""
         return self.add_once(f"dead:{key}", deadletter_stream(self.prefix), item)
 
     def add_once(self, marker: str, stream: str, item: dict[str, Any]) -> bool:
-        marker_key = f"{self.prefix}:once:{marker}"
-        ttl = self.options.identity_ttl_s
-        added = self._once(keys=[marker_key, stream], args=[ttl, self.maxlen, encode_document(item)])
-        return bool(added)
+        pipe = ScriptPipeline(self.client)
+        self.queue_once(pipe, marker, stream, item)
+        return bool(pipe.execute()[0])
 
-    def queue_once(self, pipe: ScriptPipeline, marker: str, stream: str, doc: Document) -> None:
+    def queue_duplicate(self, pipe: ScriptPipeline, doc: Document, origin: str) -> None:
+        self.queue_once(pipe, f"dup:{doc.id}:{origin}", duplicates_stream(self.prefix), doc.to_dict())
+
+    def queue_once(self, pipe: ScriptPipeline, marker: str, stream: str, item: dict[str, Any]) -> None:
         marker_key = f"{self.prefix}:once:{marker}"
-        args = [self.options.identity_ttl_s, self.maxlen, encode_document(doc.to_dict())]
+        args = [self.options.identity_ttl_s, self.maxlen, encode_document(item)]
         pipe.add(self._once, [marker_key, stream], args)
 
 

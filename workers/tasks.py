@@ -85,7 +85,7 @@ class IngestTask(Task):  # type: ignore[misc]
     def split_batch(self, args: Any, kwargs: dict[str, Any]) -> bool:
         """A batch whose worker keeps dying goes on as batches of one, so only the item that kills
         its worker ends in the dead-letter stream (after its own `max_deliveries`)."""
-        batch = args[0] if self.name in BATCH_TASKS and args and isinstance(args[0], list) else []
+        batch = batch_of(self.name, args) or []
         if len(batch) < 2:
             return False
         items = kwargs.get("items") or [None] * len(batch)
@@ -112,12 +112,17 @@ class IngestTask(Task):  # type: ignore[misc]
         log.error("gave up on %s (%d item(s)): %s", self.name, len(failed), exc, extra=fields)
 
 
+def batch_of(name: str, args: Any) -> list[Any] | None:
+    """The items of a batch task's delivery (None for any other task, or odd arguments)."""
+    return args[0] if name in BATCH_TASKS and args and isinstance(args[0], list) else None
+
+
 def failed_items(
     name: str, task_id: str, args: list[Any], kwargs: dict[str, Any]
 ) -> list[tuple[str, list[Any], dict[str, Any], str | None]]:
     """What a failed task dead-letters: each item of a batch on its own (replayable as a batch of
     one), else the task's arguments; with the key that makes each entry once, and its sweep item."""
-    batch = args[0] if name in BATCH_TASKS and args and isinstance(args[0], list) else None
+    batch = batch_of(name, args)
     if batch is None:
         return [(f"{name}:{task_id}", args, kwargs, kwargs.get("item"))]
     if name == "ingest.fetch_articles":
