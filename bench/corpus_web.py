@@ -58,7 +58,7 @@ class WebPlan:
     per_source: int | None = None  # None: the corpus size (bench); unbounded when rate > 0
     copy_every: int = 12  # every k-th item copies the next source's article (0 = no copies)
     rate: float = 0.0  # items released per second over the whole web; 0 = all at start
-    feed_items: int = 500  # newest items a feed lists (ingest.parse reads at most 500)
+    feed_items: int = 500  # newest items a feed lists (ingest.feeds.parse reads at most 500)
 
 
 @dataclass(frozen=True, slots=True)

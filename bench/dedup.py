@@ -39,8 +39,8 @@ if str(ROOT) not in sys.path:
 import numpy as np  # noqa: E402
 import redis  # noqa: E402
 
-from ingest import neardup, story  # noqa: E402
-from ingest.dedup import article_ref  # noqa: E402
+from ingest.dedup import neardup, story  # noqa: E402
+from ingest.dedup.identity import article_ref  # noqa: E402
 from newswire import redisd  # noqa: E402
 
 DEFAULT_CORPUS = ROOT.parent / "shared" / "corpus" / "article-extraction-benchmark"

@@ -1,4 +1,4 @@
-"""Extraction benchmark: ingest.extract against plain trafilatura, same run, same pages.
+"""Extraction benchmark: ingest.extract.article against plain trafilatura, same run, same pages.
 
     python bench/extraction.py [--corpus PATH] [--check-floor]
 
@@ -30,7 +30,7 @@ if str(ROOT) not in sys.path:
 import trafilatura  # noqa: E402
 
 from bench.scoring import Score, score_corpus  # noqa: E402
-from ingest.extract import ExtractionError, extract_article, warm_up  # noqa: E402
+from ingest.extract.article import ExtractionError, extract_article, warm_up  # noqa: E402
 
 DEFAULT_CORPUS = Path("/work/shared/corpus/article-extraction-benchmark")
 FLOOR_FILE = ROOT / "bench" / "extraction_floor.txt"

@@ -6,7 +6,7 @@
 One run, one loopback news web (bench/corpus_web.py: the 181 corpus pages under
 `--sources` sources, ~8% exact copies across sources, one RSS feed per source):
 
-1. the limit: `ingest.extract.extract_article` alone over every served page, in one
+1. the limit: `ingest.extract.article.extract_article` alone over every served page, in one
    process per core (a warmed-up multiprocessing pool), articles/s;
 2. newswire: the real `newswire sweep` CLI (its own io and extract workers) on a fresh
    private Redis, from the web's first request to the last entry in the articles and
@@ -47,7 +47,7 @@ import redis  # noqa: E402
 from bench import stages  # noqa: E402
 from bench.corpus_web import CorpusWeb, Item, WebPlan, load_corpus, prerender, write_feeds_file  # noqa: E402
 from bench.procs import TreeSampler, wait_for_roles  # noqa: E402
-from ingest.extract import ExtractionError, extract_article, warm_up  # noqa: E402
+from ingest.extract.article import ExtractionError, extract_article, warm_up  # noqa: E402
 from newswire import redisd  # noqa: E402
 
 CORES = os.cpu_count() or 1

@@ -7,7 +7,7 @@ serves every feed. Two cases: every feed answers 304 to our conditional GET, and
 every feed answers 200 with a fresh ETag and the same 50 items (so each poll
 downloads, decompresses and parses 50 entries, all already seen).
 
-Each poll is what the I/O worker's task does: `registry.get` + `ingest.poll.poll_feed`
+Each poll is what the I/O worker's task does: `registry.get` + `ingest.feeds.poll.poll_feed`
 (with the Redis host limiter in front of the Fetcher) + `commit_poll`, against a
 private Redis this script starts. Politeness is set wide open here (every feed is
 on one loopback host; a real deployment spreads over thousands of hosts), so the
@@ -44,12 +44,12 @@ if str(ROOT) not in sys.path:
 
 import redis  # noqa: E402
 
-from ingest.fetch import Fetcher, FetchOptions, parse_allowed_networks  # noqa: E402
+from ingest.feeds.poll import commit_poll, poll_feed, register_feeds  # noqa: E402
+from ingest.feeds.registry import RedisFeedRegistry  # noqa: E402
+from ingest.feeds.schedule import RedisSchedule  # noqa: E402
+from ingest.fetch.http import Fetcher, FetchOptions, parse_allowed_networks  # noqa: E402
+from ingest.fetch.politeness import HostPolicy, PoliteFetcher, RedisHostLimiter  # noqa: E402
 from ingest.models import Feed  # noqa: E402
-from ingest.politeness import HostPolicy, PoliteFetcher, RedisHostLimiter  # noqa: E402
-from ingest.poll import commit_poll, poll_feed, register_feeds  # noqa: E402
-from ingest.registry import RedisFeedRegistry  # noqa: E402
-from ingest.schedule import RedisSchedule  # noqa: E402
 from newswire import redisd  # noqa: E402
 
 OPEN_POLICY = HostPolicy(max_concurrent=1000, min_spacing_s=0, lease_s=60)

@@ -30,11 +30,11 @@ if str(ROOT) not in sys.path:
 import redis  # noqa: E402
 
 from bench.polling import rss_document  # noqa: E402
-from ingest.fetch import FetchResult  # noqa: E402
+from ingest.feeds.poll import PollReport, commit_poll, interpret_response, register_feeds  # noqa: E402
+from ingest.feeds.registry import RedisFeedRegistry  # noqa: E402
+from ingest.feeds.schedule import PollTiming, RedisSchedule, next_delay  # noqa: E402
+from ingest.fetch.http import FetchResult  # noqa: E402
 from ingest.models import Feed  # noqa: E402
-from ingest.poll import PollReport, commit_poll, interpret_response, register_feeds  # noqa: E402
-from ingest.registry import RedisFeedRegistry  # noqa: E402
-from ingest.schedule import PollTiming, RedisSchedule, next_delay  # noqa: E402
 from newswire import redisd  # noqa: E402
 
 PREFIX = "newswire"

@@ -23,23 +23,20 @@ STAGES = ("fetch", "parse", "extract", "dedup", "tag", "publish", "document", "m
           "celery")  # fmt: skip
 RULES: tuple[tuple[str, str], ...] = (
     # newswire's own modules first: innermost wins, so order only matters within one frame
-    ("/ingest/fetch.py", "fetch"), ("/ingest/netguard.py", "fetch"), ("/ingest/politeness.py", "fetch"),
-    ("/ingest/robots.py", "fetch"), ("/httpx/", "fetch"), ("/httpcore/", "fetch"), ("/h11/", "fetch"),
+    ("/ingest/fetch/", "fetch"), ("/httpx/", "fetch"), ("/httpcore/", "fetch"), ("/h11/", "fetch"),
     ("/brotli", "fetch"), ("/charset_normalizer/", "fetch"), ("/ssl.py", "fetch"),
-    ("/ingest/parse.py", "parse"), ("/ingest/poll.py", "parse"), ("/ingest/registry.py", "parse"),
-    ("/ingest/schedule.py", "parse"), ("/feedparser/", "parse"), ("/sgmllib", "parse"),
-    ("/ingest/extract.py", "extract"), ("/ingest/pagemeta.py", "extract"), ("/ingest/cleanup.py", "extract"),
-    ("/trafilatura/", "extract"), ("/htmldate/", "extract"), ("/lxml/", "extract"), ("/justext/", "extract"),
+    ("/ingest/feeds/", "parse"), ("/feedparser/", "parse"), ("/sgmllib", "parse"),
+    ("/ingest/extract/", "extract"), ("/trafilatura/", "extract"), ("/htmldate/", "extract"),
+    ("/lxml/", "extract"), ("/justext/", "extract"),
     ("/courlan/", "extract"), ("/dateparser/", "extract"), ("/py3langid/", "extract"),
     ("/lxml_html_clean/", "extract"), ("/tld/", "extract"), ("/dateutil/", "extract"),
-    ("/ingest/dedup.py", "dedup"), ("/ingest/neardup.py", "dedup"), ("/ingest/story.py", "dedup"),
-    ("/numpy/", "dedup"),
-    ("/ingest/tag.py", "tag"), ("/ingest/topics_query.py", "tag"),
-    ("/ingest/publish.py", "publish"),
+    ("/ingest/dedup/", "dedup"), ("/numpy/", "dedup"),
+    ("/ingest/tag/", "tag"),
+    ("/ingest/streams/publish.py", "publish"),
     ("/ingest/pipeline.py", "document"), ("/ingest/models.py", "document"),
-    ("/ingest/metrics.py", "metrics+logs"), ("/workers/signals.py", "metrics+logs"),
+    ("/ingest/ops/metrics.py", "metrics+logs"), ("/workers/signals.py", "metrics+logs"),
     ("/config/logs.py", "metrics+logs"), ("/logging/", "metrics+logs"),
-    ("/ingest/progress.py", "tracking"),
+    ("/ingest/ops/progress.py", "tracking"),
 )  # fmt: skip
 
 

@@ -7,11 +7,11 @@ Starts its own Valkey (newswire.redisd, no persistence) on a free loopback port.
 
 Publish: ~2 KB article documents with distinct ids and bodies, each tagged with one
 topic (so every publish checks the identity keys and XADDs to two streams), through
-`ingest.publish.RedisStreamSink.publish` — the Lua script with the idempotency
+`ingest.streams.publish.RedisStreamSink.publish` — the Lua script with the idempotency
 check — from 1..P client processes. Baseline: a plain XADD per document (no check).
 
 Consume: a stream of the same documents (written with pipelined XADDs) read
-through `ingest.consume` by a new group from the beginning (`for delivery in
+through `ingest.streams.consume` by a new group from the beginning (`for delivery in
 consume(...)` and `run(handler)`), acked in batches, from 1..P processes of one
 group; then checks that nothing is left pending or unread.
 
@@ -33,9 +33,15 @@ from typing import Any
 import orjson
 import redis
 
-from ingest.consume import consume, run
 from ingest.models import Document, TopicMatch
-from ingest.publish import PublishOutcome, RedisStreamSink, Submission, articles_stream, encode_document
+from ingest.streams.consume import consume, run
+from ingest.streams.publish import (
+    PublishOutcome,
+    RedisStreamSink,
+    Submission,
+    articles_stream,
+    encode_document,
+)
 from newswire import redisd
 
 TARGET = 20_000
@@ -194,7 +200,7 @@ PATHS = (  # label, target, mode
 
 def bench_publishing(url: str, docs: int, procs: list[int], batch: int) -> None:
     client = redis.Redis.from_url(url)
-    print(f"publish (ingest.publish.RedisStreamSink; pipelines of {batch} documents)")
+    print(f"publish (ingest.streams.publish.RedisStreamSink; pipelines of {batch} documents)")
     for n in procs:
         baseline = None
         for k, (label, target, mode) in enumerate(PATHS):
@@ -219,7 +225,7 @@ def bench_consuming(url: str, docs: int, procs: list[int], batches: list[int]) -
     client.flushall()
     stream = articles_stream("c")
     fill(client, stream, docs)
-    print(f"consume + ack through ingest.consume ({client.xlen(stream):,} entries, new group from the start)")
+    print(f"consume + ack (ingest.streams.consume, {client.xlen(stream):,} entries, new group from start)")
     for batch in batches:
         for n in procs:
             for style in ("iter", "run"):

@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from ingest.tag import TopicSet, load_topics, tag_article
+from ingest.tag.topics import TopicSet, load_topics, tag_article
 
 ROOT = Path(__file__).resolve().parent.parent
 TOPICS = ROOT / "config" / "topics.toml"

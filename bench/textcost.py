@@ -34,9 +34,11 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench.corpus_web import CORPUS, load_corpus, vary_text  # noqa: E402
-from ingest import dedup, story, tag  # noqa: E402
-from ingest import topics_query as tq  # noqa: E402
-from ingest.extract import ExtractionError, extract_article  # noqa: E402
+from ingest.dedup import identity as dedup  # noqa: E402
+from ingest.dedup import story  # noqa: E402
+from ingest.extract.article import ExtractionError, extract_article  # noqa: E402
+from ingest.tag import query as tq  # noqa: E402
+from ingest.tag import topics as tag  # noqa: E402
 
 TOPICS = ROOT / "config" / "topics.toml"
 LABELLED = [ROOT / "tests" / "data" / f for f in ("topics_labelled.jsonl", "stories_labelled.jsonl")]

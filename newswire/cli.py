@@ -14,9 +14,7 @@ import redis
 
 from config.logs import configure_logging
 from config.settings import Settings, SettingsError, load_settings
-from ingest.models import Feed
-from ingest.publish import articles_stream, topic_stream
-from ingest.registry import (
+from ingest.feeds.registry import (
     FeedsFileError,
     add_feeds_to_file,
     load_feeds_file,
@@ -24,6 +22,8 @@ from ingest.registry import (
     remove_feed_from_file,
     render_opml,
 )
+from ingest.models import Feed
+from ingest.streams.publish import articles_stream, topic_stream
 from newswire import views
 from newswire.service import ensure_redis
 
@@ -146,8 +146,8 @@ def feeds_add(
 
 def discover(settings: Settings, url: str) -> str:
     """The feed URL behind `url` (itself when it is a feed, or when it cannot be checked now)."""
-    from ingest.discover import DiscoveryError, NotAFeedError, discover_feed  # noqa: PLC0415
-    from ingest.fetch import Fetcher  # noqa: PLC0415
+    from ingest.feeds.discover import DiscoveryError, NotAFeedError, discover_feed  # noqa: PLC0415
+    from ingest.fetch.http import Fetcher  # noqa: PLC0415
     from workers.context import fetch_options  # noqa: PLC0415
 
     with Fetcher(fetch_options(settings)) as fetcher:
@@ -228,7 +228,7 @@ def topics_explain(ctx: click.Context, url_or_file: str) -> None:
 @click.pass_context
 def topics_retag(ctx: click.Context, since: str, timeout: float) -> None:
     """Re-tag recent articles with the current topics; publish new matches to their topic streams once."""
-    from ingest.retag import parse_duration  # noqa: PLC0415
+    from ingest.tag.retag import parse_duration  # noqa: PLC0415
     from newswire.retag import run_retag  # noqa: PLC0415
 
     try:
@@ -274,8 +274,8 @@ def consume(
     count: int | None, follow: bool, max_deliveries: int, claim_idle: float,
 ) -> None:  # fmt: skip
     """Read an output stream through a consumer group: one JSON document per line, acked after writing."""
-    from ingest.consume import consume as read_stream  # noqa: PLC0415
-    from ingest.consume import ensure_group, group_start  # noqa: PLC0415
+    from ingest.streams.consume import consume as read_stream  # noqa: PLC0415
+    from ingest.streams.consume import ensure_group, group_start  # noqa: PLC0415
 
     if from_beginning and since:
         raise click.UsageError("--from-beginning and --since exclude each other")

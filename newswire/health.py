@@ -21,11 +21,11 @@ from celery import Celery
 from kombu import Connection
 
 from config.settings import Settings
+from ingest.feeds.registry import RedisFeedRegistry
+from ingest.feeds.schedule import RedisSchedule
 from ingest.models import Feed
-from ingest.progress import RedisStats
-from ingest.publish import articles_stream, deadletter_stream, duplicates_stream
-from ingest.registry import RedisFeedRegistry
-from ingest.schedule import RedisSchedule
+from ingest.ops.progress import RedisStats
+from ingest.streams.publish import articles_stream, deadletter_stream, duplicates_stream
 from newswire import redisd
 from workers.app import STAGES, create_app, queue_name
 

@@ -1,6 +1,6 @@
 """`newswire metrics`: the one process that serves the deployment's Prometheus metrics.
 
-Counters and histograms come from Redis (`ingest.metrics`), where every worker
+Counters and histograms come from Redis (`ingest.ops.metrics`), where every worker
 process adds to them, so prefork children are counted correctly; gauges (queue
 depth, workers per queue, feeds by health, overdue feeds, stream length,
 consumer-group lag) are read at scrape time (`newswire.health`). Run one
@@ -23,7 +23,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector
 
 from config.settings import Settings
-from ingest.metrics import COUNTERS, HISTOGRAMS, HistogramData, Labels, RedisMetrics
+from ingest.ops.metrics import COUNTERS, HISTOGRAMS, HistogramData, Labels, RedisMetrics
 from newswire.health import Snapshot, resolve_redis_url, take_snapshot
 from workers.app import create_app
 

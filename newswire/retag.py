@@ -11,7 +11,7 @@ import orjson
 import redis
 
 from config.settings import Settings
-from ingest.progress import RedisSweepTracker
+from ingest.ops.progress import RedisSweepTracker
 from newswire.service import Supervisor, ensure_redis, worker_children
 from newswire.sweep import wait_until_done
 from workers.app import create_app, queue_name

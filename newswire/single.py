@@ -11,11 +11,11 @@ from typing import Any
 import click
 
 from config.settings import Settings
-from ingest.extract import ExtractionError, extract_article
-from ingest.fetch import Fetcher, FetchError
+from ingest.extract.article import ExtractionError, extract_article
+from ingest.fetch.http import Fetcher, FetchError
 from ingest.models import Article, FeedEntry
 from ingest.pipeline import PAGE_ACCEPT, PAGE_TYPES, PageFetch, build_document
-from ingest.tag import explain_article, load_topics
+from ingest.tag.topics import explain_article, load_topics
 from workers.context import fetch_options
 
 

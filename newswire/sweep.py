@@ -17,10 +17,10 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from config.settings import Settings
-from ingest.poll import register_feeds
-from ingest.progress import RedisSweepTracker, summarize_outcomes
-from ingest.registry import RedisFeedRegistry, load_feeds_file
-from ingest.schedule import RedisSchedule
+from ingest.feeds.poll import register_feeds
+from ingest.feeds.registry import RedisFeedRegistry, load_feeds_file
+from ingest.feeds.schedule import RedisSchedule
+from ingest.ops.progress import RedisSweepTracker, summarize_outcomes
 from newswire.service import Supervisor, ensure_redis, worker_children
 from workers.app import create_app, queue_name
 

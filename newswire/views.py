@@ -15,9 +15,9 @@ from rich.table import Table
 from rich.text import Text
 
 from config.settings import Settings, mask_url
+from ingest.feeds.registry import RedisFeedRegistry
 from ingest.models import Feed
-from ingest.registry import RedisFeedRegistry
-from ingest.tag import TopicError, TopicSet, load_topics
+from ingest.tag.topics import TopicError, TopicSet, load_topics
 from newswire.health import FeedRow, Snapshot, evaluate, feed_health
 
 console = Console()

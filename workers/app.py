@@ -8,7 +8,7 @@ from kombu import Exchange, Queue
 
 from config.logs import configure_logging
 from config.settings import Settings, load_settings
-from ingest.extract import warm_up
+from ingest.extract.article import warm_up
 
 STAGES = ("feeds", "articles", "extract")  # feed polling (I/O), article pages (I/O), extraction (CPU)
 EXTRACT_BATCH = 8  # pages per extraction task at most (workers/tasks.py sends them)

@@ -5,7 +5,7 @@ pages to extraction in batches when they come fast (a backlog, a sweep). It neve
 long: a batch goes when it is full, when its oldest page has waited `FLUSH_AFTER_S`, or at once
 after a page the caller marks urgent (one that took long to fetch: a real site paced at a page a
 second, where waiting for a batch to fill would only add latency). The page itself goes by key
-(`ingest/pages.py`); the batch carries what extraction needs to find it.
+(`ingest/fetch/pages.py`); the batch carries what extraction needs to find it.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from collections.abc import Callable
 from typing import Any
 
 from ingest import pipeline
+from ingest.fetch.pages import RedisPageStore
 from ingest.models import FeedEntry
-from ingest.pages import RedisPageStore
 
 FLUSH_AFTER_S = 1.0  # a fetched page waits at most about this long for others
 

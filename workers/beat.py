@@ -12,9 +12,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ingest.poll import register_feeds
-from ingest.registry import FeedsFileError, load_feeds_file
-from ingest.retention import maintain_streams, retention_policy
+from ingest.feeds.poll import register_feeds
+from ingest.feeds.registry import FeedsFileError, load_feeds_file
+from ingest.streams.retention import maintain_streams, retention_policy
 from workers.context import WorkerContext
 
 log = logging.getLogger("newswire.beat")

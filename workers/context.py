@@ -11,14 +11,14 @@ from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
 from config.settings import Settings
-from ingest.fetch import Fetcher, FetchOptions
-from ingest.politeness import HostPolicy, PoliteFetcher, RedisHostLimiter
-from ingest.progress import RedisStats, RedisSweepTracker
-from ingest.publish import DedupOptions, RedisStreamSink
-from ingest.registry import RedisFeedRegistry
-from ingest.robots import RedisRobotsCache, RobotsRules
-from ingest.schedule import RedisSchedule
-from ingest.tag import TopicSet, TopicsFile
+from ingest.feeds.registry import RedisFeedRegistry
+from ingest.feeds.schedule import RedisSchedule
+from ingest.fetch.http import Fetcher, FetchOptions
+from ingest.fetch.politeness import HostPolicy, PoliteFetcher, RedisHostLimiter
+from ingest.fetch.robots import RedisRobotsCache, RobotsRules
+from ingest.ops.progress import RedisStats, RedisSweepTracker
+from ingest.streams.publish import DedupOptions, RedisStreamSink
+from ingest.tag.topics import TopicSet, TopicsFile
 
 # Every command waits out a Redis restart (reconnecting, and through the AOF load's BusyLoadingError):
 # 0.1 s doubling to 2 s, 30 times, about 50 s in all. A task then carries on instead of failing.

@@ -2,7 +2,7 @@
 
 Tasks stay thin: each returns a small dict saying what happened (outcome, ids).
 The handlers here turn that, the task's duration and its kwargs (`first_seen`,
-set when a poll dispatches an entry) into metric updates (`ingest.metrics`,
+set when a poll dispatches an entry) into metric updates (`ingest.ops.metrics`,
 one Redis round trip per task, correct under prefork) and a structured log line
 with the stable fields. Nothing here can fail a task: a metrics write that
 fails is logged and dropped.
@@ -18,8 +18,8 @@ from typing import Any
 import redis
 from celery.signals import task_failure, task_postrun, task_prerun, task_retry
 
-from ingest.metrics import Count, Observe, RedisMetrics, Update, labels_of
 from ingest.models import Document
+from ingest.ops.metrics import Count, Observe, RedisMetrics, Update, labels_of
 
 log = logging.getLogger("newswire.events")
 POLL, FETCH, EXTRACT = "ingest.poll_feed", "ingest.fetch_articles", "ingest.extract_articles"

@@ -16,10 +16,12 @@ import redis
 from celery import Task, current_app, shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 
-from ingest import pipeline, poll, retag
+from ingest import pipeline
+from ingest.feeds import poll
+from ingest.fetch.pages import RedisPageStore
+from ingest.fetch.politeness import HostBusy, PoliteFetcher
 from ingest.models import Document, Feed, FeedEntry
-from ingest.pages import RedisPageStore
-from ingest.politeness import HostBusy, PoliteFetcher
+from ingest.tag import retag
 from workers import signals
 from workers.app import EXTRACT_BATCH  # pages per extraction task: its messaging is paid once per batch
 from workers.batching import PageBatch

@@ -14,8 +14,8 @@ from rich.console import Console
 from rich.table import Table
 
 from config.settings import Settings
-from ingest.publish import articles_stream, duplicates_stream, topic_stream
-from ingest.tag import load_topics
+from ingest.streams.publish import articles_stream, duplicates_stream, topic_stream
+from ingest.tag.topics import load_topics
 from newswire import redisd
 from newswire.demo.server import SiteServer
 from newswire.sweep import run_sweep

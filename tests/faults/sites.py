@@ -14,7 +14,7 @@ from email.utils import formatdate
 from html import escape
 from pathlib import Path
 
-from ingest.dedup import article_id, canonical_url
+from ingest.dedup.identity import article_id, canonical_url
 
 SYLLABLES = ("ka", "lo", "mi", "ne", "ru", "sa", "to", "vi", "de", "an", "el", "or", "us", "in", "pe", "gra")
 TALKS = (

@@ -19,10 +19,10 @@ from typing import Any
 import pytest
 import redis
 
+from ingest.feeds.parse import entry_key
 from ingest.models import FeedEntry
-from ingest.parse import entry_key
+from ingest.ops.progress import RedisStats
 from ingest.pipeline import entry_origin
-from ingest.progress import RedisStats
 from newswire import redisd
 from newswire.demo.server import SiteServer
 from tests.faults.conftest import fault_env

@@ -16,8 +16,8 @@ from typing import Any
 import orjson
 import pytest
 
-from ingest.dedup import article_id, canonical_url
-from ingest.registry import RedisFeedRegistry
+from ingest.dedup.identity import article_id, canonical_url
+from ingest.feeds.registry import RedisFeedRegistry
 from newswire import redisd
 from newswire.demo.server import SiteServer
 from tests.conftest import run_cli

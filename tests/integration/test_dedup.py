@@ -21,7 +21,7 @@ import redis
 
 from config.settings import load_settings
 from ingest.models import FeedEntry
-from ingest.progress import RedisStats
+from ingest.ops.progress import RedisStats
 from newswire.demo.server import SiteServer
 from newswire.service import worker_argv
 from tests.conftest import ROOT, run_cli, worker_process

@@ -21,10 +21,10 @@ import pytest
 import redis
 
 from config.settings import load_settings
-from ingest.consume import consume
 from ingest.models import Document, FeedEntry, TopicMatch
-from ingest.progress import RedisStats
-from ingest.publish import RedisStreamSink, articles_stream, deadletter_stream
+from ingest.ops.progress import RedisStats
+from ingest.streams.consume import consume
+from ingest.streams.publish import RedisStreamSink, articles_stream, deadletter_stream
 from newswire.demo.server import SiteServer
 from newswire.service import worker_argv
 from tests.conftest import FIXTURE_SITE, NEWSWIRE, ROOT, run_cli, worker_process
@@ -33,7 +33,7 @@ from workers.app import create_app, queue_name
 SCHEMA = json.loads((ROOT / "docs" / "article.schema.json").read_text())
 CRASHING_CONSUMER = """
 import os, sys, redis
-from ingest.consume import run
+from ingest.streams.consume import run
 url, stream, out = sys.argv[1:4]
 def handle(delivery):
     if delivery.document.get("poison"):

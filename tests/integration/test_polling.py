@@ -19,8 +19,8 @@ import pytest
 import redis
 
 from config.settings import load_settings
-from ingest.registry import RedisFeedRegistry, load_feeds_file
-from ingest.schedule import MAX_BACKOFF_S, RedisSchedule
+from ingest.feeds.registry import RedisFeedRegistry, load_feeds_file
+from ingest.feeds.schedule import MAX_BACKOFF_S, RedisSchedule
 from newswire.demo.server import SiteServer
 from tests.conftest import FIXTURE_SITE, NEWSWIRE, ROOT, run_cli
 from tests.unit.test_politeness import CountingSite

@@ -32,7 +32,7 @@ import pytest
 import redis
 
 from config.settings import load_settings
-from ingest.progress import RedisStats
+from ingest.ops.progress import RedisStats
 from newswire import redisd
 from newswire.demo.server import SiteServer
 from newswire.service import beat_argv

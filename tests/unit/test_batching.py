@@ -6,8 +6,8 @@ from typing import Any
 
 import redis
 
+from ingest.fetch.pages import RedisPageStore
 from ingest.models import FeedEntry
-from ingest.pages import RedisPageStore
 from ingest.pipeline import PageFetch
 from workers.batching import PageBatch
 

@@ -6,7 +6,7 @@ import orjson
 import pytest
 import redis
 
-from ingest.consume import (
+from ingest.streams.consume import (
     Delivery,
     Entry,
     claim_outcome,

@@ -3,7 +3,7 @@ import unicodedata
 
 import pytest
 
-from ingest.dedup import (
+from ingest.dedup.identity import (
     MARK_RE,
     article_id,
     article_ref,

@@ -12,16 +12,16 @@ from typing import Any
 
 import pytest
 
-from ingest.cleanup import clean_text, is_boilerplate
-from ingest.extract import (
+from ingest.extract.article import (
     ExtractionError,
     article_from_feed,
     choose_article,
     extract_article,
     is_stub,
 )
+from ingest.extract.cleanup import clean_text, is_boilerplate
+from ingest.extract.pagemeta import split_authors, strip_site_suffix, to_utc_iso
 from ingest.models import Article, FeedEntry
-from ingest.pagemeta import split_authors, strip_site_suffix, to_utc_iso
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "extract"
 PAGES = sorted(path.stem for path in GOLDEN.glob("*.html"))

@@ -1,4 +1,4 @@
-"""ingest.fetch against real HTTP servers on loopback (ephemeral ports only).
+"""ingest.fetch.http against real HTTP servers on loopback (ephemeral ports only).
 
 Addresses outside loopback are never contacted: `connects` wraps
 `socket.create_connection` (the call httpcore makes) to record every connect and
@@ -21,7 +21,7 @@ from typing import Any
 import brotli
 import pytest
 
-from ingest.fetch import (
+from ingest.fetch.http import (
     Fetcher,
     FetchError,
     FetchOptions,

@@ -12,7 +12,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from config.settings import load_settings
-from ingest.metrics import (
+from ingest.ops.metrics import (
     COUNTERS,
     HISTOGRAMS,
     Count,

@@ -8,8 +8,8 @@ import random
 import pytest
 import redis
 
-from ingest import neardup
-from ingest.dedup import normalize_text
+from ingest.dedup import neardup
+from ingest.dedup.identity import normalize_text
 
 VOCAB_TEXT = (
     "the council voted on tuesday to extend the tram line by four kilometres to the harbour "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import redis
 
-from ingest.pages import RedisPageStore
+from ingest.fetch.pages import RedisPageStore
 
 PAGE = "<html><body><p>Ceasefire talks resume in Geneva — «déjà vu» for the envoys.</p></body></html>"
 

@@ -1,6 +1,6 @@
 import pytest
 
-from ingest.parse import MAX_ENTRIES, FeedParseError, cut_entries, entry_key, open_elements, parse_feed
+from ingest.feeds.parse import MAX_ENTRIES, FeedParseError, cut_entries, entry_key, open_elements, parse_feed
 
 RSS = b"""<?xml version="1.0" encoding="utf-8"?>
 <rss version="2.0" xmlns:content="http://purl.org/rss/1.0/modules/content/"

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import redis
 
-from ingest.fetch import Fetcher, FetchError, FetchOptions, parse_allowed_networks
-from ingest.politeness import HostBusy, HostPolicy, PoliteFetcher, RedisHostLimiter, host_of
-from ingest.robots import RedisRobotsCache, RobotsRules
+from ingest.fetch.http import Fetcher, FetchError, FetchOptions, parse_allowed_networks
+from ingest.fetch.politeness import HostBusy, HostPolicy, PoliteFetcher, RedisHostLimiter, host_of
+from ingest.fetch.robots import RedisRobotsCache, RobotsRules
 from newswire.demo.server import Reply, SiteServer
 
 ROOT = Path(__file__).resolve().parents[2]

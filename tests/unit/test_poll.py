@@ -10,10 +10,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from ingest.fetch import Fetcher, FetchOptions, parse_allowed_networks
-from ingest.models import Feed
-from ingest.politeness import HostPolicy, PoliteFetcher, RedisHostLimiter, host_of
-from ingest.poll import (
+from ingest.feeds.poll import (
     MOVE_AFTER,
     PollReport,
     commit_poll,
@@ -24,8 +21,11 @@ from ingest.poll import (
     retry_after_seconds,
     track_redirect,
 )
-from ingest.registry import RedisFeedRegistry, load_feeds_file
-from ingest.schedule import MAX_BACKOFF_S, RedisSchedule
+from ingest.feeds.registry import RedisFeedRegistry, load_feeds_file
+from ingest.feeds.schedule import MAX_BACKOFF_S, RedisSchedule
+from ingest.fetch.http import Fetcher, FetchOptions, parse_allowed_networks
+from ingest.fetch.politeness import HostPolicy, PoliteFetcher, RedisHostLimiter, host_of
+from ingest.models import Feed
 from newswire.demo.server import SiteServer
 
 LOOPBACK = parse_allowed_networks("127.0.0.0/8")

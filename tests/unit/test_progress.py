@@ -2,7 +2,7 @@ from collections import Counter
 
 import redis
 
-from ingest.progress import RedisStats, RedisSweepTracker, summarize_outcomes
+from ingest.ops.progress import RedisStats, RedisSweepTracker, summarize_outcomes
 
 
 def test_a_redelivered_item_that_was_published_counts_as_published_not_as_a_copy() -> None:

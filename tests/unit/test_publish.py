@@ -15,10 +15,10 @@ import pytest
 import redis
 
 from config.settings import SettingsError, load_settings
-from ingest.dedup import article_id, canonical_url, content_hash
+from ingest.dedup.identity import article_id, canonical_url, content_hash
 from ingest.models import Document, FeedEntry, TopicMatch
 from ingest.pipeline import is_known_link, publish_document, publish_documents
-from ingest.publish import (
+from ingest.streams.publish import (
     RedisStreamSink,
     Submission,
     articles_stream,

@@ -3,8 +3,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from ingest.models import Feed
-from ingest.registry import (
+from ingest.feeds.registry import (
     SEEN_MIN,
     FeedsFileError,
     RedisFeedRegistry,
@@ -19,6 +18,7 @@ from ingest.registry import (
     replace_feed_url_in_file,
     seen_capacity,
 )
+from ingest.models import Feed
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -6,8 +6,8 @@ import pytest
 import redis
 
 from config.settings import Settings, load_settings
-from ingest.consume import consume
-from ingest.retention import (
+from ingest.streams.consume import consume
+from ingest.streams.retention import (
     GroupBacklog,
     RetentionPolicy,
     check_streams,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import redis
 
-from ingest.fetch import Fetcher, FetchError, FetchOptions, FetchResult, parse_allowed_networks
-from ingest.robots import (
+from ingest.fetch.http import Fetcher, FetchError, FetchOptions, FetchResult, parse_allowed_networks
+from ingest.fetch.robots import (
     RULES_TTL_S,
     UNREACHABLE_TTL_S,
     RedisRobotsCache,

@@ -2,7 +2,7 @@ import random
 
 import redis
 
-from ingest.schedule import (
+from ingest.feeds.schedule import (
     MAX_BACKOFF_S,
     MAX_INTERVAL_S,
     MIN_INTERVAL_S,

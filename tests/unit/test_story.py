@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from ingest import story
+from ingest.dedup import story
 
 LABELLED = Path(__file__).resolve().parents[1] / "data" / "stories_labelled.jsonl"
 FLOORS = {  # split: (precision, recall); measured 1.00 and 1.00 on both at threshold 0.22

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from ingest.models import TopicMatch
-from ingest.tag import TopicError, TopicsFile, explain_article, load_topics, tag_article
+from ingest.tag.topics import TopicError, TopicsFile, explain_article, load_topics, tag_article
 
 DEFAULTS = Path(__file__).resolve().parents[2] / "config" / "topics.toml"
 
@@ -426,7 +426,7 @@ def test_topics_file_reloads_on_change_and_keeps_last_good(
     bump_mtime(path, 1)
     assert source.get().slugs == ("u",)
     good = source.get()
-    with caplog.at_level(logging.ERROR, logger="ingest.tag"):
+    with caplog.at_level(logging.ERROR, logger="ingest.tag.topics"):
         path.write_text(path.read_text().replace("truce", "(truce"), encoding="utf-8")
         bump_mtime(path, 2)
         assert source.get() is good

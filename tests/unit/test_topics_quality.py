@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from ingest.tag import TopicSet, load_topics, tag_article
+from ingest.tag.topics import TopicSet, load_topics, tag_article
 
 # slug: (tune precision, tune recall, held-out precision, held-out recall)
 FLOORS: dict[str, tuple[float, float, float, float]] = {

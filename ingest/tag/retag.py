@@ -17,8 +17,8 @@ import orjson
 import redis
 
 from ingest.models import TopicMatch
-from ingest.publish import RedisStreamSink, articles_stream, topic_stream
-from ingest.tag import TopicSet, tag_article
+from ingest.streams.publish import RedisStreamSink, articles_stream, topic_stream
+from ingest.tag.topics import TopicSet, tag_article
 
 BATCH = 500
 

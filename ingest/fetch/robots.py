@@ -20,7 +20,7 @@ from urllib.robotparser import RobotFileParser
 
 import redis
 
-from ingest.fetch import FetchError, FetchResult
+from ingest.fetch.http import FetchError, FetchResult
 
 log = logging.getLogger("newswire.robots")
 

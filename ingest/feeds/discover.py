@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from html.parser import HTMLParser
 from urllib.parse import urljoin
 
-from ingest.fetch import Fetcher, FetchError, FetchResult
-from ingest.parse import FeedParseError, parse_feed
-from ingest.politeness import PoliteFetcher
+from ingest.feeds.parse import FeedParseError, parse_feed
+from ingest.fetch.http import Fetcher, FetchError, FetchResult
+from ingest.fetch.politeness import PoliteFetcher
 
 FEED_TYPES = frozenset({"application/rss+xml", "application/atom+xml", "application/feed+json"})
 # not application/json: WordPress announces its REST API with it on every page

@@ -25,7 +25,7 @@ import brotli
 import charset_normalizer
 import httpx
 
-from ingest.netguard import (
+from ingest.fetch.netguard import (
     Deadline,
     GuardedBackend,
     GuardError,

@@ -27,8 +27,8 @@ import orjson
 import redis
 from redis.commands.core import Script
 
-from ingest import neardup, story
-from ingest.dedup import article_ref
+from ingest.dedup import neardup, story
+from ingest.dedup.identity import article_ref
 from ingest.models import Document
 
 DEDUP_TTL_S = 30 * 86400  # identity keys (URL, body hash, GUID)

@@ -39,7 +39,7 @@ import orjson
 import redis
 
 from ingest.models import iso_utc
-from ingest.publish import deadletter_stream
+from ingest.streams.publish import deadletter_stream
 
 log = logging.getLogger("newswire.consume")
 

@@ -18,8 +18,8 @@ from typing import Any
 
 import redis
 
-from ingest.progress import RedisStats
-from ingest.publish import articles_stream, deadletter_stream, duplicates_stream
+from ingest.ops.progress import RedisStats
+from ingest.streams.publish import articles_stream, deadletter_stream, duplicates_stream
 
 log = logging.getLogger("newswire.retention")
 

@@ -1,7 +1,7 @@
 """Topic tagging: load topic definitions once, tag articles with score and evidence.
 
 Pure functions over text: no I/O except reading the topics file. The query language
-lives in `ingest.topics_query`; docs/topics.md describes it for editors.
+lives in `ingest.tag.query`; docs/topics.md describes it for editors.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from typing import Any
 
 import regex
 
-from ingest import topics_query as tq
 from ingest.models import Evidence, TopicMatch
+from ingest.tag import query as tq
 
 log = logging.getLogger(__name__)
 

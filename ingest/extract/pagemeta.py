@@ -1,7 +1,7 @@
 """What a page declares about itself: meta tags, JSON-LD, canonical link, language.
 
-Pure readers over the lxml tree that `ingest.extract` parsed once. Structured data
-(JSON-LD, OpenGraph, article:* meta, microdata) comes first; `ingest.extract` falls
+Pure readers over the lxml tree that `ingest.extract.article` parsed once. Structured data
+(JSON-LD, OpenGraph, article:* meta, microdata) comes first; `ingest.extract.article` falls
 back to trafilatura's heuristics only for what is missing here.
 """
 
@@ -22,7 +22,7 @@ import py3langid
 from lxml.etree import XPath
 from lxml.html import HtmlElement
 
-from ingest.cleanup import is_date_word, words
+from ingest.extract.cleanup import is_date_word, words
 
 ARTICLE_TYPES = ("article", "posting", "report")
 AUTHOR_META = ("author", "article:author", "byl", "parsely-author", "sailthru.author", "dc.creator")

@@ -26,8 +26,8 @@ from urllib.parse import urlsplit
 
 import redis
 
-from ingest.fetch import Fetcher, FetchError, FetchResult
-from ingest.robots import ROBOTS_ACCEPT, RobotsRules
+from ingest.fetch.http import Fetcher, FetchError, FetchResult
+from ingest.fetch.robots import ROBOTS_ACCEPT, RobotsRules
 
 BUSY_RETRY_MS = 200  # all slots taken: when to ask again (a slot frees when a request ends)
 

@@ -1,7 +1,7 @@
 """Extraction stage: article body and metadata from one HTML page.
 
 The page is decoded and parsed once with lxml. The same tree serves the metadata the
-page declares (`ingest.pagemeta`), the tree repairs of `ingest.cleanup`, and trafilatura,
+page declares (`ingest.extract.pagemeta`), the tree repairs of `ingest.extract.cleanup`, and trafilatura,
 which extracts the body in precision mode (a balanced second pass only when that leaves
 almost nothing). Trafilatura's and htmldate's heuristics fill in authors and dates the
 page does not declare. Their shapes stop here: callers only see `Article`.
@@ -24,8 +24,8 @@ from trafilatura import bare_extraction
 from trafilatura.metadata import extract_author
 from trafilatura.settings import Document
 
-from ingest import pagemeta
-from ingest.cleanup import clean_text, repair_tree
+from ingest.extract import pagemeta
+from ingest.extract.cleanup import clean_text, repair_tree
 from ingest.models import Article, FeedEntry
 
 PARSER = HTMLParser(remove_comments=True, remove_pis=True, collect_ids=False, default_doctype=False)

@@ -21,11 +21,8 @@ from datetime import datetime
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 
-from ingest.fetch import Fetcher, FetchError, FetchResult
-from ingest.models import Feed, FeedEntry, iso_utc
-from ingest.parse import FeedParseError, parse_feed
-from ingest.politeness import HostBusy, PoliteFetcher
-from ingest.registry import (
+from ingest.feeds.parse import FeedParseError, parse_feed
+from ingest.feeds.registry import (
     FeedsFileError,
     RedisFeedRegistry,
     SyncResult,
@@ -33,7 +30,10 @@ from ingest.registry import (
     replace_feed_url_in_file,
     unseen_in,
 )
-from ingest.schedule import PollTiming, RedisSchedule, next_delay
+from ingest.feeds.schedule import PollTiming, RedisSchedule, next_delay
+from ingest.fetch.http import Fetcher, FetchError, FetchResult
+from ingest.fetch.politeness import HostBusy, PoliteFetcher
+from ingest.models import Feed, FeedEntry, iso_utc
 
 log = logging.getLogger("newswire.poll")
 

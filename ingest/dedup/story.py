@@ -24,7 +24,7 @@ from typing import Any
 
 import redis
 
-from ingest.dedup import article_ref
+from ingest.dedup.identity import article_ref
 
 MAX_TERMS = 32
 LEAD_WORDS = 160  # the headline and the lead carry the event; later paragraphs drift to background

@@ -33,7 +33,7 @@ import numpy as np
 import numpy.typing as npt
 import redis
 
-from ingest.dedup import article_ref, normalize_text
+from ingest.dedup.identity import article_ref, normalize_text
 
 NUM_PERM = 128
 SHINGLE_WORDS = 5
