@@ -272,7 +272,7 @@ def random_signature(rng: np.random.Generator) -> neardup.Signature:
 
 def bulk_load(index: neardup.RedisNearDupIndex, start: int, stop: int, rng: np.random.Generator) -> None:
     """Insert synthetic articles with times spread over the window, through the real Lua."""
-    index.client.script_load(neardup.INSERT_LUA)
+    index.client.script_load(index._insert.script)
     pipe = index.client.pipeline(transaction=False)
     for n in range(start, stop):
         when = NOW - float(rng.uniform(0, index.window_s))
@@ -334,7 +334,7 @@ def identity_bytes(client: Any, n: int = 20_000) -> float:
 def story_load(client: Any, n: int, rng: np.random.Generator) -> story.RedisStoryIndex:
     """n articles of 32 terms each, drawn Zipf-like from 200k terms, over the 48-hour window."""
     index = story.RedisStoryIndex(client, "s")
-    client.script_load(story.ASSIGN_LUA)
+    client.script_load(index._assign.script)
     sha = index._assign.sha
     pipe = client.pipeline(transaction=False)
     for i in range(n):

@@ -33,15 +33,11 @@ from typing import Any
 import orjson
 import redis
 
+from ingest.dedup.decide import PublishOutcome, Submission
+from ingest.keys import articles_stream
 from ingest.models import Document, TopicMatch
 from ingest.streams.consume import consume, run
-from ingest.streams.publish import (
-    PublishOutcome,
-    RedisStreamSink,
-    Submission,
-    articles_stream,
-    encode_document,
-)
+from ingest.streams.publish import RedisStreamSink, encode_document
 from newswire import redisd
 
 TARGET = 20_000

@@ -13,12 +13,13 @@ import re
 from dataclasses import dataclass, replace
 from datetime import datetime
 
+from ingest.dedup.decide import PublishOutcome, Submission
 from ingest.dedup.identity import article_id, canonical_url, content_hash, same_site
 from ingest.extract.article import ExtractionError, choose_article, extract_article
 from ingest.fetch.http import Fetcher, FetchError
 from ingest.fetch.politeness import PoliteFetcher
 from ingest.models import Article, Document, FeedEntry, iso_utc
-from ingest.streams.publish import PublishOutcome, RedisStreamSink, Submission
+from ingest.streams.publish import RedisStreamSink
 from ingest.tag.topics import TopicSet, tag_article
 
 log = logging.getLogger("newswire.pipeline")

@@ -22,8 +22,8 @@ from ingest.feeds.registry import (
     remove_feed_from_file,
     render_opml,
 )
+from ingest.keys import articles_stream, topic_stream
 from ingest.models import Feed
-from ingest.streams.publish import articles_stream, topic_stream
 from newswire import views
 from newswire.service import ensure_redis
 

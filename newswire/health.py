@@ -21,11 +21,12 @@ from celery import Celery
 from kombu import Connection
 
 from config.settings import Settings
+from ingest import keys
 from ingest.feeds.registry import RedisFeedRegistry
 from ingest.feeds.schedule import RedisSchedule
+from ingest.keys import articles_stream, deadletter_stream, duplicates_stream
 from ingest.models import Feed
 from ingest.ops.progress import RedisStats
-from ingest.streams.publish import articles_stream, deadletter_stream, duplicates_stream
 from newswire import redisd
 from workers.app import STAGES, create_app, queue_name
 
@@ -285,7 +286,7 @@ def amqp_depth(conn: Connection, name: str) -> int:
 
 def read_streams(client: redis.Redis, prefix: str) -> dict[str, dict[str, Any]]:
     names = [articles_stream(prefix), duplicates_stream(prefix), deadletter_stream(prefix)]
-    names += sorted(k.decode() for k in client.scan_iter(f"{prefix}:topic:*", count=1000))
+    names += sorted(k.decode() for k in client.scan_iter(keys.topic_stream(prefix, "*"), count=1000))
     streams = {}
     for name in names:
         length = int(client.xlen(name)) if client.exists(name) else 0

@@ -11,6 +11,7 @@ import orjson
 import redis
 
 from config.settings import Settings
+from ingest import keys
 from ingest.ops.progress import RedisSweepTracker
 from newswire.service import Supervisor, ensure_redis, worker_children
 from newswire.sweep import wait_until_done
@@ -40,7 +41,7 @@ def enqueue_and_wait(settings: Settings, since_s: int, timeout: float, failed: A
         queue=queue_name(settings.prefix, "extract"),
     )  # fmt: skip
     complete = wait_until_done(tracker, 1, time.monotonic() + timeout, failed)
-    raw = client.get(f"{settings.prefix}:retag:{tracker.sweep_id}")
+    raw = client.get(keys.retag_report(settings.prefix, tracker.sweep_id))
     report: dict[str, Any] = orjson.loads(raw) if raw else {}
     report["complete"] = complete
     return report

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ingest import keys
 from ingest.feeds.poll import register_feeds
 from ingest.feeds.registry import FeedsFileError, load_feeds_file
 from ingest.streams.retention import maintain_streams, retention_policy
@@ -60,7 +61,7 @@ def sync_if_changed(ctx: WorkerContext, now: float) -> None:
     stamp = file_digest(path)
     if stamp is None:
         return
-    key = f"{ctx.settings.prefix}:feeds_file"
+    key = keys.feeds_file(ctx.settings.prefix)
     if ctx.redis.get(key) == stamp.encode():
         return
     try:

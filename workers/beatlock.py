@@ -28,28 +28,9 @@ import redis
 from celery.beat import PersistentScheduler
 
 from config.settings import Settings
+from ingest import keys, lua
 
 log = logging.getLogger("newswire.beat")
-
-HOLD_LUA = """
-local holder = redis.call('GET', KEYS[1])
-if holder == ARGV[1] then
-  redis.call('PEXPIRE', KEYS[1], ARGV[2])
-  return 1
-end
-if not holder then
-  redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2])
-  return 1
-end
-return 0
-"""
-
-RELEASE_LUA = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
-end
-return 0
-"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +50,7 @@ class LockTiming:
 
 
 def lock_key(prefix: str) -> str:
-    return f"{prefix}:beat:lock"
+    return keys.beat_lock(prefix)
 
 
 def owner_token(node: str, pid: int, nonce: str) -> str:
@@ -90,8 +71,8 @@ class BeatLock:
         self.key = key
         self.owner = owner
         self.timing = timing
-        self._hold = client.register_script(HOLD_LUA)
-        self._release = client.register_script(RELEASE_LUA)
+        self._hold = lua.register(client, "workers", "beat_hold.lua")
+        self._release = lua.register(client, "workers", "beat_release.lua")
 
     def hold(self) -> bool:
         """Take the lock if it is free, renew it if it is ours; False while another beat has it."""

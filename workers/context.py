@@ -11,13 +11,14 @@ from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
 from config.settings import Settings
+from ingest.dedup.decide import DedupOptions
 from ingest.feeds.registry import RedisFeedRegistry
 from ingest.feeds.schedule import RedisSchedule
 from ingest.fetch.http import Fetcher, FetchOptions
 from ingest.fetch.politeness import HostPolicy, PoliteFetcher, RedisHostLimiter
 from ingest.fetch.robots import RedisRobotsCache, RobotsRules
 from ingest.ops.progress import RedisStats, RedisSweepTracker
-from ingest.streams.publish import DedupOptions, RedisStreamSink
+from ingest.streams.publish import RedisStreamSink
 from ingest.tag.topics import TopicSet, TopicsFile
 
 # Every command waits out a Redis restart (reconnecting, and through the AOF load's BusyLoadingError):

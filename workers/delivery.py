@@ -16,6 +16,8 @@ from typing import Any
 
 import redis
 
+from ingest import keys
+
 log = logging.getLogger("newswire.delivery")
 MIN_TTL_S = 86400
 
@@ -45,7 +47,7 @@ class RedisDeliveryCounter:
         self.ttl_s = ttl_s
 
     def key(self, task_id: str) -> str:
-        return f"{self.prefix}:deliveries:{task_id}"
+        return keys.deliveries(self.prefix, task_id)
 
     def start(self, task_id: str) -> int:
         """Count this delivery: how many deliveries of the task have not finished, this one included."""

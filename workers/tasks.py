@@ -16,7 +16,7 @@ import redis
 from celery import Task, current_app, shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 
-from ingest import pipeline
+from ingest import keys, pipeline
 from ingest.feeds import poll
 from ingest.fetch.pages import RedisPageStore
 from ingest.fetch.politeness import HostBusy, PoliteFetcher
@@ -322,6 +322,6 @@ def retag_articles(since_ms: int, sweep_id: str | None = None, item: str | None 
     """Re-tag articles published since `since_ms` with the current topics; add new matches once."""
     report = retag.retag_articles(CTX.redis, CTX.sink, CTX.topics(), since_ms).to_dict()
     if sweep_id and item:
-        CTX.redis.set(f"{CTX.settings.prefix}:retag:{sweep_id}", orjson.dumps(report), ex=86400)
+        CTX.redis.set(keys.retag_report(CTX.settings.prefix, sweep_id), orjson.dumps(report), ex=86400)
         CTX.tracker(sweep_id).done(item, "ok")
     return report

@@ -3,8 +3,8 @@
 Pure part: `story_terms` picks up to 32 telling terms of an article: names
 (capitalised words inside sentences), figures, and the content words of the
 headline, cut to a 6-letter stem so "Ukraine"/"Ukrainian" and "tariff"/"tariffs"
-meet. Redis part: the Lua function `st_assign`, run inside the publish script,
-weighs each term by how rare it is among the articles of the last 48 hours
+meet. Redis part: the Lua function `st_assign` (`story.lua`), run by the decision
+script, weighs each term by how rare it is among the articles of the last 48 hours
 (its posting list is a sorted set by time), finds the earlier articles sharing
 the rarest terms, and joins the story of the most similar one if the idf-weighted
 cosine of the two term sets reaches the threshold; otherwise the article starts
@@ -19,11 +19,11 @@ import time
 import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
-from string import Template
 from typing import Any
 
 import redis
 
+from ingest import keys, lua
 from ingest.dedup.identity import article_ref
 
 MAX_TERMS = 32
@@ -144,118 +144,17 @@ def story_terms(title: str, text: str) -> tuple[str, ...]:
     return tuple(t + ("*" if scores[t].marked else "") for t in ranked)
 
 
-LUA_TEMPLATE = Template("""
-local ST_COMMON, ST_RECENT, ST_TOP, ST_MARK = $common, $recent, $top, $mark
-
--- "kyiv* truce" -> {{'kyiv', 2}, {'truce', 1}}: names and figures weigh double
-local function st_parse(s)
-  local out = {}
-  for token in string.gmatch(s, '%S+') do
-    local base, star = string.match(token, '^(.-)(%*?)$$')
-    out[#out + 1] = {base, star == '*' and ST_MARK or 1}
-  end
-  return out
-end
-
--- Each term's idf over the window (a posting list keeps its ST_COMMON latest articles: a term
--- that fills it is background); the latest articles sharing the rarer terms, scored.
-local function st_scores(pfx, now, window, terms, n)
-  local idf, score, norm = {}, {}, 0
-  for _, term in ipairs(terms) do
-    local key = pfx .. 't:' .. term[1]
-    redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
-    local df = redis.call('ZCARD', key)
-    local w = math.log(1 + n / (df + 1))
-    idf[term[1]], norm = {w, term[2], df}, norm + (w * term[2]) ^ 2
-    if df > 0 and df < ST_COMMON then
-      for _, m in ipairs(redis.call('ZRANGE', key, -ST_RECENT, -1)) do
-        score[m] = (score[m] or 0) + w * term[2]
-      end
-    end
-  end
-  return idf, score, math.sqrt(norm)
-end
-
--- The ST_TOP best candidates, best first (ties: the smaller ref), without sorting them all: a
--- candidate list runs to ~2,000 articles, and a full sort was most of the script's time.
-local function st_ranked(score)
-  local top = {}
-  for m, s in pairs(score) do
-    local n = #top
-    if n < ST_TOP or s > top[n][2] or (s == top[n][2] and m < top[n][1]) then
-      local i = n < ST_TOP and n + 1 or n
-      while i > 1 and (s > top[i - 1][2] or (s == top[i - 1][2] and m < top[i - 1][1])) do
-        top[i] = top[i - 1]
-        i = i - 1
-      end
-      top[i] = {m, s}
-    end
-  end
-  return top
-end
-
--- Cosine of the two weighted term sets, both weighed by today's idf (their terms that are not
--- ours count as rare: df 1). A record is "story term term* ...".
-local function st_similarity(idf, norm, n, rec)
-  local story, rest = string.match(rec, '^(%S+) ?(.*)$$')
-  local dot, their, rare = 0, 0, math.log(1 + n / 2)
-  for token in string.gmatch(rest, '%S+') do  -- st_parse inlined: no table per term
-    local mark, base = 1, token
-    if string.byte(token, -1) == 42 then mark, base = ST_MARK, string.sub(token, 1, -2) end  -- '*'
-    local mine = idf[base]
-    local w = (mine and mine[1] or rare) * mark
-    their = their + w * w
-    if mine then dot = dot + mine[1] * mine[1] * mine[2] * mark end
-  end
-  return story, dot / math.max(norm * math.sqrt(their), 1e-9)
-end
-
-local function st_index(pfx, now, window, terms, idf, terms_str, ref, story)
-  for _, term in ipairs(terms) do
-    local key = pfx .. 't:' .. term[1]
-    redis.call('ZADD', key, now, ref)
-    if idf[term[1]][3] >= ST_COMMON then redis.call('ZREMRANGEBYRANK', key, 0, -ST_COMMON - 1) end
-    redis.call('EXPIRE', key, math.ceil(window))
-  end
-  redis.call('ZADD', pfx .. 'all', now, ref)
-  redis.call('EXPIRE', pfx .. 'all', math.ceil(window))
-  redis.call('SET', pfx .. 'd:' .. ref, story .. ' ' .. terms_str, 'EX', math.ceil(window))
-end
-
--- The story of this article (an earlier one's, or its own id) and the similarity that decided it.
--- `ref` (8 bytes) names the article in posting lists; records keep the story id.
-local function st_assign(pfx, now, window, threshold, terms_str, id, ref)
-  redis.call('ZREMRANGEBYSCORE', pfx .. 'all', '-inf', now - window)
-  local terms, n = st_parse(terms_str), redis.call('ZCARD', pfx .. 'all') + 1
-  local idf, score, norm = st_scores(pfx, now, window, terms, n)
-  local story, best = id, 0
-  for i, cand in ipairs(st_ranked(score)) do
-    if i > ST_TOP then break end
-    local rec = redis.call('GET', pfx .. 'd:' .. cand[1])
-    if rec then
-      local their_story, sim = st_similarity(idf, norm, n, rec)
-      if sim >= threshold and sim > best then story, best = their_story, sim end
-    end
-  end
-  st_index(pfx, now, window, terms, idf, terms_str, ref, story)
-  return {story, tostring(best)}
-end
-""")
-
-STORY_LUA = LUA_TEMPLATE.substitute(common=COMMON, recent=RECENT, top=TOP_CANDIDATES, mark=MARK_WEIGHT)
-ASSIGN_CALL = (
-    "return st_assign(ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), unpack(ARGV, 5, 7))"
-)
-ASSIGN_LUA = f"{STORY_LUA}\n{ASSIGN_CALL}\n"
+LUA_PACKAGE = "ingest.dedup"
+ASSIGN_FILES = ("story.lua", "story_assign.lua")  # the library, then the entry point
 
 
 def story_prefix(prefix: str) -> str:
-    return f"{prefix}:story:"
+    return keys.story_index(prefix)
 
 
 class RedisStoryIndex:
-    """Story assignment on its own (the labelled evaluation uses it; publishing runs the
-    same Lua inside its publish script)."""
+    """Story assignment on its own (the labelled evaluation uses it; the decision script runs
+    the same Lua)."""
 
     def __init__(
         self, client: redis.Redis, prefix: str, *, window_s: float = DEFAULT_WINDOW_S,
@@ -265,7 +164,7 @@ class RedisStoryIndex:
         self.key_prefix = story_prefix(prefix)
         self.window_s = window_s
         self.threshold = threshold
-        self._assign = client.register_script(ASSIGN_LUA)
+        self._assign = lua.register(client, LUA_PACKAGE, *ASSIGN_FILES)
 
     def assign(self, doc_id: str, title: str, text: str, *, now: float | None = None) -> str:
         """Index the article and return its story id (one round trip, atomic)."""

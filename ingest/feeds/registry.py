@@ -25,43 +25,13 @@ from xml.etree import ElementTree as ET
 import orjson
 import redis
 
+from ingest import keys, lua
 from ingest.models import Feed
 
 FEED_KEYS = frozenset({"url", "name", "interval", "enabled", "robots"})
 DIGEST_BYTES = 6  # per remembered entry; 48 bits keep false "seen" matches below 1e-12 per entry
 SEEN_MIN = 32  # a feed remembers at least this many entry keys, and twice its current entries
 URL_LINE = re.compile(r"(?m)^(\s*url\s*=\s*).*$")
-
-REMEMBER_LUA = """
-local size, cap = tonumber(ARGV[1]), tonumber(ARGV[2])
-local blob = redis.call('GET', KEYS[1]) or ''
-local current, fresh, kept = {}, {}, {}
-for i = 3, #ARGV do
-  if not current[ARGV[i]] then current[ARGV[i]] = true; fresh[#fresh + 1] = ARGV[i] end
-end
-for i = 1, #blob - size + 1, size do
-  local digest = string.sub(blob, i, i + size - 1)
-  if not current[digest] then kept[#kept + 1] = digest end
-end
-blob = table.concat(kept) .. table.concat(fresh)
-if #blob > cap * size then blob = string.sub(blob, #blob - cap * size + 1) end
-redis.call('SET', KEYS[1], blob)
-return #blob / size
-"""
-
-MOVE_LUA = """
-local config = redis.call('HGET', KEYS[1], ARGV[1]) or '{}'
-redis.call('HDEL', KEYS[1], ARGV[1])
-if redis.call('HSETNX', KEYS[1], ARGV[2], config) == 1 then
-  for i = 2, 4, 2 do
-    if redis.call('EXISTS', KEYS[i]) == 1 then redis.call('RENAME', KEYS[i], KEYS[i + 1]) end
-  end
-else
-  redis.call('DEL', KEYS[2], KEYS[4])
-end
-redis.call('HSET', KEYS[6], ARGV[1], ARGV[2])
-return 1
-"""
 
 
 class FeedsFileError(ValueError):
@@ -265,10 +235,10 @@ class RedisFeedRegistry:
     def __init__(self, client: redis.Redis, prefix: str) -> None:
         self.client: Any = client  # redis-py's reply types are too loose to check usefully
         self.prefix = prefix
-        self.key = f"{prefix}:feeds"
-        self.moved_key = f"{prefix}:moved"
-        self._remember = client.register_script(REMEMBER_LUA)
-        self._move = client.register_script(MOVE_LUA)
+        self.key = keys.feeds(prefix)
+        self.moved_key = keys.feed_moves(prefix)
+        self._remember = lua.register(client, "ingest.feeds", "remember.lua")
+        self._move = lua.register(client, "ingest.feeds", "move.lua")
 
     def sync(self, feeds: Iterable[Feed]) -> SyncResult:
         """Mirror the feeds file; feeds that left it lose their state (a re-added feed starts afresh)."""
@@ -295,10 +265,10 @@ class RedisFeedRegistry:
         return [decode_feed(u.decode(), v) for u, v in self.client.hgetall(self.key).items()]
 
     def state_key(self, url: str) -> str:
-        return f"{self.prefix}:feed:{feed_hash(url)}"
+        return keys.feed_state(self.prefix, feed_hash(url))
 
     def seen_key(self, url: str) -> str:
-        return f"{self.prefix}:seen:{feed_hash(url)}"
+        return keys.feed_seen(self.prefix, feed_hash(url))
 
     def state(self, url: str) -> dict[str, str]:
         raw = self.client.hgetall(self.state_key(url))
@@ -366,8 +336,8 @@ class RedisFeedRegistry:
         """A feed that moved (301/308) keeps its config, state and seen entries under its new URL.
 
         When `new` is registered already, `old` is dropped as a duplicate of it."""
-        keys = [self.key, self.state_key(old), self.state_key(new), self.seen_key(old), self.seen_key(new)]
-        self._move(keys=[*keys, self.moved_key], args=[old, new])
+        names = [self.key, self.state_key(old), self.state_key(new), self.seen_key(old), self.seen_key(new)]
+        self._move(keys=[*names, self.moved_key], args=[old, new])
 
     def moves(self) -> dict[str, str]:
         """Old URL -> new URL for every feed that moved (used when the feeds file could not be edited)."""

@@ -17,6 +17,8 @@ from typing import Any
 
 import redis
 
+from ingest import keys, lua
+
 MIN_INTERVAL_S = 300
 MAX_INTERVAL_S = 86400
 DEFAULT_INTERVAL_S = 900
@@ -25,54 +27,6 @@ MIN_RETRY_AFTER_S = 60
 LEASE_S = 300
 MAX_IN_FLIGHT = 5000  # claimed but not yet finished (queued or polling), across all workers
 BATCH = 500  # members per ZADD/ZREM call inside a script (Lua's unpack has a stack limit)
-
-CLAIM_LUA = """
-local limit = tonumber(ARGV[2])
-if tonumber(ARGV[5]) > 0 then
-  limit = math.min(limit, tonumber(ARGV[5]) - redis.call('ZCARD', KEYS[2]))
-end
-if limit <= 0 then return {} end
-local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, limit)
-if #due == 0 then return due end
-redis.call('ZREMRANGEBYRANK', KEYS[1], 0, #due - 1)  -- the due feeds are the lowest ranks: one range delete
-local until_at = tonumber(ARGV[1]) + tonumber(ARGV[3])
-for i = 1, #due, tonumber(ARGV[4]) do
-  local scored = {}
-  for j = i, math.min(i + tonumber(ARGV[4]) - 1, #due) do
-    scored[#scored + 1] = until_at
-    scored[#scored + 1] = due[j]
-  end
-  redis.call('ZADD', KEYS[2], unpack(scored))
-end
-return due
-"""
-
-REAP_LUA = """
-local expired = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
-for _, member in ipairs(expired) do
-  redis.call('ZREM', KEYS[1], member)
-  redis.call('ZADD', KEYS[2], 'NX', tonumber(ARGV[1]), member)
-end
-return #expired
-"""
-
-ADD_LUA = """
-local added = 0
-for i = 2, #ARGV do
-  if not redis.call('ZSCORE', KEYS[2], ARGV[i]) then
-    added = added + redis.call('ZADD', KEYS[1], 'NX', ARGV[1], ARGV[i])
-  end
-end
-return added
-"""
-
-FINISH_LUA = """
-if redis.call('ZREM', KEYS[2], ARGV[1]) == 1 or redis.call('ZSCORE', KEYS[1], ARGV[1]) then
-  redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
-  return 1
-end
-return 0
-"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,12 +88,12 @@ class RedisSchedule:
 
     def __init__(self, client: redis.Redis, prefix: str) -> None:
         self.client: Any = client  # redis-py's reply types are too loose to check usefully
-        self.due_key = f"{prefix}:schedule"
-        self.inflight_key = f"{prefix}:inflight"
-        self._claim = client.register_script(CLAIM_LUA)
-        self._reap = client.register_script(REAP_LUA)
-        self._add = client.register_script(ADD_LUA)
-        self._finish = client.register_script(FINISH_LUA)
+        self.due_key = keys.schedule(prefix)
+        self.inflight_key = keys.inflight(prefix)
+        self._claim = lua.register(client, "ingest.feeds", "claim.lua")
+        self._reap = lua.register(client, "ingest.feeds", "reap.lua")
+        self._add = lua.register(client, "ingest.feeds", "add.lua")
+        self._finish = lua.register(client, "ingest.feeds", "finish.lua")
 
     def add(self, url: str, at: float, *, only_new: bool = True) -> None:
         if only_new:
@@ -175,8 +129,8 @@ class RedisSchedule:
 
     def finish(self, url: str, next_at: float) -> bool:
         """Put a polled feed back with its next time; a feed removed meanwhile stays removed."""
-        keys = [self.due_key, self.inflight_key]
-        return bool(self._finish(keys=keys, args=[url, next_at]))
+        names = [self.due_key, self.inflight_key]
+        return bool(self._finish(keys=names, args=[url, next_at]))
 
     def move(self, old: str, new: str, next_at: float) -> None:
         """A feed that moved: its old URL leaves the schedule, its new one is due at `next_at`."""

@@ -18,6 +18,8 @@ from typing import Any
 
 import redis
 
+from ingest import keys
+
 PAGE_TTL_S = 86400  # longer than any queue of extraction tasks is expected to last
 
 
@@ -30,7 +32,7 @@ class RedisPageStore:
         self.ttl_s = ttl_s
 
     def key(self, origin: str) -> str:
-        return f"{self.prefix}:page:{origin}"
+        return keys.page(self.prefix, origin)
 
     def put(self, origin: str, html: str) -> str:
         """Store a page; returns its key, for the extraction task's message."""

@@ -26,30 +26,11 @@ from urllib.parse import urlsplit
 
 import redis
 
+from ingest import keys, lua
 from ingest.fetch.http import Fetcher, FetchError, FetchResult
 from ingest.fetch.robots import ROBOTS_ACCEPT, RobotsRules
 
 BUSY_RETRY_MS = 200  # all slots taken: when to ask again (a slot frees when a request ends)
-
-ACQUIRE_LUA = """
-local clock = redis.call('TIME')
-local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
-local spacing, lease = tonumber(ARGV[3]), tonumber(ARGV[4])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then
-  return tonumber(ARGV[5])
-end
-local next_at = tonumber(redis.call('GET', KEYS[2]) or '0')
-if now < next_at then
-  return next_at - now
-end
-redis.call('ZADD', KEYS[1], now + lease, ARGV[1])
-redis.call('PEXPIRE', KEYS[1], lease)
-if spacing > 0 then
-  redis.call('SET', KEYS[2], now + spacing, 'PX', spacing)
-end
-return 0
-"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,10 +64,10 @@ class RedisHostLimiter:
         self.client: Any = client  # redis-py's reply types are too loose to check usefully
         self.prefix = prefix
         self.policy = policy or HostPolicy()
-        self._acquire = client.register_script(ACQUIRE_LUA)
+        self._acquire = lua.register(client, "ingest.fetch", "acquire.lua")
 
     def keys(self, host: str) -> list[str]:
-        return [f"{self.prefix}:host:{host}", f"{self.prefix}:host:{host}:next"]
+        return [keys.host_slots(self.prefix, host), keys.host_next(self.prefix, host)]
 
     def try_acquire(self, host: str, token: str) -> float:
         """0 when the slot is taken for `token`; otherwise seconds to wait before asking again."""

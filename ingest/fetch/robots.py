@@ -20,6 +20,7 @@ from urllib.robotparser import RobotFileParser
 
 import redis
 
+from ingest import keys
 from ingest.fetch.http import FetchError, FetchResult
 
 log = logging.getLogger("newswire.robots")
@@ -104,7 +105,7 @@ class RedisRobotsCache:
 
     def key(self, robots_txt: str) -> str:
         parts = urlsplit(robots_txt)
-        return f"{self.prefix}:robots:{parts.scheme}://{parts.netloc.lower()}"
+        return keys.robots(self.prefix, f"{parts.scheme}://{parts.netloc.lower()}")
 
     def get(self, robots_txt: str) -> str | None:
         raw = self.client.get(self.key(robots_txt))

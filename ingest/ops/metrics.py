@@ -19,6 +19,8 @@ from typing import Any
 
 import redis
 
+from ingest import keys
+
 Labels = tuple[tuple[str, str], ...]
 
 FETCH_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0)
@@ -210,8 +212,8 @@ class RedisMetrics:
 
     def __init__(self, client: redis.Redis, prefix: str) -> None:
         self.client: Any = client  # redis-py's reply types are too loose to check usefully
-        self.counters_key = f"{prefix}:metrics:counters"
-        self.histograms_key = f"{prefix}:metrics:histograms"
+        self.counters_key = keys.metric_counters(prefix)
+        self.histograms_key = keys.metric_histograms(prefix)
 
     def record(self, updates: Iterable[Update]) -> None:
         pipe = self.client.pipeline(transaction=True)

@@ -13,16 +13,9 @@ from typing import Any
 
 import redis
 
-SWEEP_TTL_S = 86400
+from ingest import keys, lua
 
-DONE_LUA = """
-if redis.call('SREM', KEYS[1], ARGV[1]) == 1 or redis.call('HEXISTS', KEYS[2], ARGV[1]) == 0 then
-  redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
-  redis.call('EXPIRE', KEYS[2], ARGV[3])
-  return 1
-end
-return 0
-"""
+SWEEP_TTL_S = 86400
 
 
 class RedisSweepTracker:
@@ -31,9 +24,9 @@ class RedisSweepTracker:
     def __init__(self, client: redis.Redis, prefix: str, sweep_id: str) -> None:
         self.client: Any = client  # redis-py's reply types are too loose to check usefully
         self.sweep_id = sweep_id
-        self.pending_key = f"{prefix}:sweep:{sweep_id}:pending"
-        self.outcomes_key = f"{prefix}:sweep:{sweep_id}:outcomes"
-        self._done = client.register_script(DONE_LUA)
+        self.pending_key = keys.sweep_pending(prefix, sweep_id)
+        self.outcomes_key = keys.sweep_outcomes(prefix, sweep_id)
+        self._done = lua.register(client, "ingest.ops", "done.lua")
 
     def expect(self, items: list[str]) -> None:
         if not items:
@@ -51,9 +44,9 @@ class RedisSweepTracker:
         if not outcomes:
             return
         pipe = self.client.pipeline(transaction=False)
-        keys = [self.pending_key, self.outcomes_key]
+        names = [self.pending_key, self.outcomes_key]
         for item, outcome in outcomes:
-            self._done(keys=keys, args=[item, outcome, SWEEP_TTL_S], client=pipe)
+            self._done(keys=names, args=[item, outcome, SWEEP_TTL_S], client=pipe)
         pipe.execute()
 
     def pending(self) -> int:
@@ -92,7 +85,7 @@ class RedisStats:
 
     def __init__(self, client: redis.Redis, prefix: str) -> None:
         self.client: Any = client
-        self.key = f"{prefix}:stats"
+        self.key = keys.stats(prefix)
 
     def count(self, stage: str, outcome: str, n: int = 1) -> None:
         self.client.hincrby(self.key, f"{stage}:{outcome}", n)

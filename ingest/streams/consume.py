@@ -38,8 +38,8 @@ from typing import Any
 import orjson
 import redis
 
+from ingest import keys, lua
 from ingest.models import iso_utc
-from ingest.streams.publish import deadletter_stream
 
 log = logging.getLogger("newswire.consume")
 
@@ -48,14 +48,6 @@ DEADLETTER_MAXLEN = 1_000_000
 MAX_SEQ = 2**64 - 1
 MAX_REMEMBERED_FAILURES = 10_000
 
-DEADLETTER_LUA = """
-if redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) == 1 then
-  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '*', 'data', ARGV[3])
-  redis.call('HINCRBY', KEYS[3], 'consume:dead_lettered', 1)
-  return 1
-end
-return 0
-"""
 
 Fields = dict[Any, Any]
 Handler = Callable[["Delivery"], object]
@@ -119,11 +111,6 @@ def parse_since(text: str) -> datetime:
         return datetime.fromisoformat(text.strip())
     except ValueError as exc:
         raise ValueError(f"{text!r} is not an ISO 8601 date or time (e.g. 2026-11-27T09:00:00Z)") from exc
-
-
-def stream_prefix(stream: str) -> str:
-    """`newswire` of `newswire:articles` and `newswire:topic:slug` (a prefix never has a colon)."""
-    return stream.split(":", 1)[0]
 
 
 def as_str(value: object) -> str:
@@ -211,14 +198,14 @@ class RedisStreamConsumer:
         self.client: Any = client  # redis-py's reply types are too loose to check usefully
         self.stream, self.group, self.consumer = stream, group, consumer
         self.options = options or ConsumeOptions()
-        prefix = stream_prefix(stream)
-        self.deadletter, self.stats_key = deadletter_stream(prefix), f"{prefix}:stats"
+        prefix = keys.stream_prefix(stream)
+        self.deadletter, self.stats_key = keys.deadletter_stream(prefix), keys.stats(prefix)
         self.acks: list[str] = []
         self.failures: dict[str, str] = {}  # entry id -> the handler's last error (run)
         self.counts: Counter[str] = Counter()
         self.next_claim_at = 0.0
         self.stop: threading.Event | None = None
-        self._bury = client.register_script(DEADLETTER_LUA)
+        self._bury = lua.register(client, __package__ or "ingest.streams", "deadletter.lua")
 
     def deliveries(self) -> Generator[Delivery, None, None]:
         """Each delivery is acked when the caller asks for the next one (or closes the generator)."""
@@ -336,9 +323,9 @@ class RedisStreamConsumer:
 
     def bury(self, entry: Entry, burial: Burial) -> None:
         item = dead_letter_item(self.stream, self.group, self.consumer, entry, burial, time.time())
-        keys = [self.stream, self.deadletter, self.stats_key]
+        names = [self.stream, self.deadletter, self.stats_key]
         args: list[str | bytes | int] = [self.group, entry.entry_id, orjson.dumps(item), DEADLETTER_MAXLEN]
-        self.send(lambda p: self._bury(keys=keys, args=args, client=p))
+        self.send(lambda p: self._bury(keys=names, args=args, client=p))
         self.failures.pop(entry.entry_id, None)
         self.counts["dead_lettered"] += 1
         log.warning(

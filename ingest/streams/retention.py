@@ -18,8 +18,9 @@ from typing import Any
 
 import redis
 
+from ingest import keys
+from ingest.keys import articles_stream, deadletter_stream, duplicates_stream
 from ingest.ops.progress import RedisStats
-from ingest.streams.publish import articles_stream, deadletter_stream, duplicates_stream
 
 log = logging.getLogger("newswire.retention")
 
@@ -90,8 +91,8 @@ def lag_warnings(backlog: GroupBacklog, policy: RetentionPolicy, now: float) -> 
 def output_streams(client: redis.Redis, prefix: str) -> list[str]:
     """The fixed streams plus every stream found under the prefix (topic streams and any other)."""
     fixed = {articles_stream(prefix), duplicates_stream(prefix), deadletter_stream(prefix)}
-    known_key = f"{prefix}:retention:streams"
-    if client.set(f"{prefix}:retention:discovered", "1", nx=True, ex=DISCOVER_EVERY_S):
+    known_key = keys.retention_streams(prefix)
+    if client.set(keys.retention_discovered(prefix), "1", nx=True, ex=DISCOVER_EVERY_S):
         found = [as_str(k) for k in client.scan_iter(match=f"{prefix}:*", count=1000, _type="stream")]
         pipe = client.pipeline()
         pipe.delete(known_key)
@@ -138,7 +139,7 @@ def backlog_of(client: Any, stream: str, info: dict[Any, Any], first_id: str | N
 def is_due(client: redis.Redis, prefix: str, policy: RetentionPolicy) -> bool:
     """At most one check per `check_every_s`, however many beats tick."""
     ttl_ms = max(1, int(policy.check_every_s * 1000))
-    return bool(client.set(f"{prefix}:retention:checked", "1", nx=True, px=ttl_ms))
+    return bool(client.set(keys.retention_checked(prefix), "1", nx=True, px=ttl_ms))
 
 
 def server_now(client: redis.Redis) -> float:

@@ -16,8 +16,9 @@ from typing import Any
 import orjson
 import redis
 
+from ingest.keys import articles_stream, topic_stream
 from ingest.models import TopicMatch
-from ingest.streams.publish import RedisStreamSink, articles_stream, topic_stream
+from ingest.streams.publish import RedisStreamSink
 from ingest.tag.topics import TopicSet, tag_article
 
 BATCH = 500

@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from config.settings import Settings
-from ingest.streams.publish import articles_stream, duplicates_stream, topic_stream
+from ingest.keys import articles_stream, duplicates_stream, topic_stream
 from ingest.tag.topics import load_topics
 from newswire import redisd
 from newswire.demo.server import SiteServer

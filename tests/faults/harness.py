@@ -24,8 +24,8 @@ from config.settings import Settings, load_settings
 from ingest.feeds.poll import register_feeds
 from ingest.feeds.registry import RedisFeedRegistry, load_feeds_file
 from ingest.feeds.schedule import RedisSchedule
+from ingest.keys import articles_stream, deadletter_stream, duplicates_stream
 from ingest.ops.progress import RedisSweepTracker, summarize_outcomes
-from ingest.streams.publish import articles_stream, deadletter_stream, duplicates_stream
 from newswire.service import child_env, worker_children
 from newswire.sweep import enqueue_feeds
 from tests.conftest import ROOT

@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 import redis
 
+from ingest.keys import deadletter_stream
 from ingest.ops.progress import RedisStats
-from ingest.streams.publish import deadletter_stream
 from newswire import redisd
 from newswire.demo.server import SiteServer
 from tests.faults.conftest import fault_env

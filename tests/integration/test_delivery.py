@@ -21,10 +21,11 @@ import pytest
 import redis
 
 from config.settings import load_settings
+from ingest.keys import articles_stream, deadletter_stream
 from ingest.models import Document, FeedEntry, TopicMatch
 from ingest.ops.progress import RedisStats
 from ingest.streams.consume import consume
-from ingest.streams.publish import RedisStreamSink, articles_stream, deadletter_stream
+from ingest.streams.publish import RedisStreamSink
 from newswire.demo.server import SiteServer
 from newswire.service import worker_argv
 from tests.conftest import FIXTURE_SITE, NEWSWIRE, ROOT, run_cli, worker_process

@@ -15,18 +15,12 @@ import pytest
 import redis
 
 from config.settings import SettingsError, load_settings
+from ingest.dedup.decide import Submission, parse_identity
 from ingest.dedup.identity import article_id, canonical_url, content_hash
+from ingest.keys import articles_stream, duplicates_stream, topic_stream, updates_stream
 from ingest.models import Document, FeedEntry, TopicMatch
 from ingest.pipeline import is_known_link, publish_document, publish_documents
-from ingest.streams.publish import (
-    RedisStreamSink,
-    Submission,
-    articles_stream,
-    duplicates_stream,
-    parse_identity,
-    topic_stream,
-    updates_stream,
-)
+from ingest.streams.publish import RedisStreamSink
 from workers.context import dedup_options
 
 ROOT = Path(__file__).resolve().parents[2]
