@@ -65,6 +65,15 @@ class FeedPage:
 
 
 @dataclass(frozen=True, slots=True)
+class PageFetch:
+    """An article page as fetched (or why it could not be): what fetch hands to extraction."""
+
+    html: str | None
+    final_url: str | None
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Article:
     """What extraction found on one article page (or in the feed's own content)."""
 

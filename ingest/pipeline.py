@@ -10,7 +10,7 @@ import hashlib
 import html
 import logging
 import re
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime
 
 from ingest.dedup.decide import PublishOutcome, Submission
@@ -18,7 +18,7 @@ from ingest.dedup.identity import article_id, canonical_url, content_hash, same_
 from ingest.extract.article import ExtractionError, choose_article, extract_article
 from ingest.fetch.http import Fetcher, FetchError
 from ingest.fetch.politeness import PoliteFetcher
-from ingest.models import Article, Document, FeedEntry, iso_utc
+from ingest.models import Article, Document, FeedEntry, PageFetch, iso_utc
 from ingest.streams.publish import RedisStreamSink
 from ingest.tag.topics import TopicSet, tag_article
 
@@ -29,15 +29,6 @@ PAGE_ACCEPT = "text/html,application/xhtml+xml;q=0.9,*/*;q=0.5"
 TAG_RE = re.compile(r"<[^>]+>")
 
 
-@dataclass(frozen=True, slots=True)
-class PageFetch:
-    """An article page as fetched (or why it could not be)."""
-
-    html: str | None
-    final_url: str | None
-    error: str | None = None
-
-
 def fetch_page(entry: FeedEntry, fetcher: Fetcher | PoliteFetcher) -> PageFetch:
     """The article page of an entry; never raises for the page's own faults.
 
@@ -45,13 +36,20 @@ def fetch_page(entry: FeedEntry, fetcher: Fetcher | PoliteFetcher) -> PageFetch:
     feed's own content is used) and `HostBusy` propagates: the caller defers the page."""
     if not entry.link:
         return PageFetch(None, None, "entry has no link")
+    page = fetch_url(entry.link, fetcher)
+    if page.html is None:
+        log.info("page fetch failed: %s", page.error, extra={"feed_url": entry.feed_url, "stage": "fetch"})
+    return page
+
+
+def fetch_url(url: str, fetcher: Fetcher | PoliteFetcher) -> PageFetch:
+    """One page by URL: its HTML, or why there is none (`HostBusy` propagates)."""
     try:
-        result = fetcher.get(entry.link, accept=PAGE_ACCEPT, allowed_types=PAGE_TYPES)
+        result = fetcher.get(url, accept=PAGE_ACCEPT, allowed_types=PAGE_TYPES)
     except FetchError as exc:
-        log.info("page fetch failed: %s", exc, extra={"feed_url": entry.feed_url, "stage": "fetch"})
         return PageFetch(None, None, str(exc))
     if result.status != 200:
-        return PageFetch(None, result.final_url, f"http_{result.status}: {entry.link}")
+        return PageFetch(None, result.final_url, f"http_{result.status}: {url}")
     return PageFetch(result.text(), result.final_url)
 
 

@@ -11,10 +11,11 @@ from typing import Any
 import click
 
 from config.settings import Settings
+from ingest import charset
 from ingest.extract.article import ExtractionError, extract_article
-from ingest.fetch.http import Fetcher, FetchError
-from ingest.models import Article, FeedEntry
-from ingest.pipeline import PAGE_ACCEPT, PAGE_TYPES, PageFetch, build_document
+from ingest.fetch.http import Fetcher
+from ingest.models import Article, FeedEntry, PageFetch
+from ingest.pipeline import build_document, fetch_url
 from ingest.tag.topics import explain_article, load_topics
 from workers.context import fetch_options
 
@@ -26,17 +27,14 @@ def read_page(settings: Settings, url_or_file: str) -> PageFetch:
         data = path.read_bytes()
         if path.suffix == ".gz" or data[:2] == b"\x1f\x8b":
             data = gzip.decompress(data)
-        return PageFetch(data.decode("utf-8", errors="replace"), path.resolve().as_uri())
+        return PageFetch(charset.decode(data), path.resolve().as_uri())
     if not url_or_file.startswith(("http://", "https://")):
         raise click.ClickException(f"{url_or_file}: no such file, and not an http(s) URL")
     with Fetcher(fetch_options(settings)) as fetcher:
-        try:
-            result = fetcher.get(url_or_file, accept=PAGE_ACCEPT, allowed_types=PAGE_TYPES)
-        except FetchError as exc:
-            raise click.ClickException(str(exc)) from exc
-    if result.status != 200:
-        raise click.ClickException(f"{url_or_file} answered HTTP {result.status}")
-    return PageFetch(result.text(), result.final_url)
+        page = fetch_url(url_or_file, fetcher)
+    if page.html is None:
+        raise click.ClickException(page.error or f"{url_or_file}: no page")
+    return page
 
 
 def extract_from(page: PageFetch) -> Article:

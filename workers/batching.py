@@ -16,7 +16,7 @@ from typing import Any
 
 from ingest import pipeline
 from ingest.fetch.pages import RedisPageStore
-from ingest.models import FeedEntry
+from ingest.models import FeedEntry, PageFetch
 
 FLUSH_AFTER_S = 1.0  # a fetched page waits at most about this long for others
 
@@ -29,9 +29,7 @@ class PageBatch:
         self.pages: list[dict[str, Any]] = []
         self.oldest = 0.0
 
-    def add(
-        self, entry: dict[str, Any], item: str, page: pipeline.PageFetch, *, urgent: bool = False
-    ) -> None:
+    def add(self, entry: dict[str, Any], item: str, page: PageFetch, *, urgent: bool = False) -> None:
         key = None
         if page.html is not None:
             key = self.store.put(pipeline.entry_origin(FeedEntry.from_dict(entry)), page.html)

@@ -20,7 +20,7 @@ from ingest import keys, pipeline
 from ingest.feeds import poll
 from ingest.fetch.pages import RedisPageStore
 from ingest.fetch.politeness import HostBusy, PoliteFetcher
-from ingest.models import Document, Feed, FeedEntry
+from ingest.models import Document, Feed, FeedEntry, PageFetch
 from ingest.tag import retag
 from workers import signals
 from workers.app import EXTRACT_BATCH  # pages per extraction task: its messaging is paid once per batch
@@ -206,9 +206,9 @@ def fetch_articles(
     return {"outcome": "batch", "pages": outcomes}
 
 
-def fetch_one(entry: FeedEntry) -> pipeline.PageFetch:
+def fetch_one(entry: FeedEntry) -> PageFetch:
     if pipeline.is_known_link(entry, CTX.sink):
-        return pipeline.PageFetch(None, entry.link, signals.KNOWN_PAGE)
+        return PageFetch(None, entry.link, signals.KNOWN_PAGE)
     return pipeline.fetch_page(entry, page_fetcher(entry))
 
 
@@ -239,7 +239,7 @@ def extract_articles(
     ended: list[tuple[str, str]] = []
     for page, stored in zip(pages, htmls, strict=True):
         html = stored if page.get("page_key") else page.get("html")  # older messages carry the HTML
-        fetched = pipeline.PageFetch(html, page.get("final_url"), page.get("error"))
+        fetched = PageFetch(html, page.get("final_url"), page.get("error"))
         try:
             entry = FeedEntry.from_dict(page["entry"])
             built.append((page, build_one(entry, fetched), entry))
@@ -261,7 +261,7 @@ def extract_articles(
     return {"outcome": "batch", "articles": articles, "dead_lettered": len(pages) - len(built)}
 
 
-def build_one(entry: FeedEntry, page: pipeline.PageFetch) -> Document:
+def build_one(entry: FeedEntry, page: PageFetch) -> Document:
     """The document of one page, extracted within its own time limit (else from the feed's content)."""
     try:
         with time_limit(CTX.settings.extract_time_limit):

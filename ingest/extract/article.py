@@ -11,12 +11,10 @@ page does not declare. Their shapes stop here: callers only see `Article`.
 
 from __future__ import annotations
 
-import codecs
 import dataclasses
 import itertools
 import re
 
-from charset_normalizer import from_bytes
 from htmldate import find_date
 from lxml import etree
 from lxml.html import HtmlElement, HTMLParser, document_fromstring, fragment_fromstring
@@ -24,14 +22,12 @@ from trafilatura import bare_extraction
 from trafilatura.metadata import extract_author
 from trafilatura.settings import Document
 
+from ingest import charset
 from ingest.extract import pagemeta
 from ingest.extract.cleanup import clean_text, repair_tree
 from ingest.models import Article, FeedEntry
 
 PARSER = HTMLParser(remove_comments=True, remove_pis=True, collect_ids=False, default_doctype=False)
-BOMS = ((b"\xef\xbb\xbf", "utf-8"), (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16"))
-CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([\w.:-]+)""", re.IGNORECASE)
-LATIN1_ALIASES = frozenset({"iso-8859-1", "iso8859-1", "latin-1", "latin1", "us-ascii", "ascii"})
 XML_DECLARATION = re.compile(r"^\s*<\?xml[^>]*\?>")
 HTML_TAG = re.compile(r"<(?:!doctype|html|head|body|meta|title|div|p|article|main)\b", re.I)
 JUNK_CHARS = re.compile(r"[\x00-\x08\x0e-\x1f\x7f-\x9f\ufffd]")
@@ -64,8 +60,6 @@ MIN_RETRY_CHARS = 250  # a precision pass shorter than this gets a balanced seco
 MIN_BODY_WORDS = 8  # fewer words (and under MIN_BODY_CHARS) is no usable body
 MIN_BODY_CHARS = 60  # scripts without spaces between words (CJK) count by characters
 MAX_HTML_SIZE = 10_000_000  # bigger pages are not articles, and would take seconds
-SNIFF_BYTES = 4096  # where <meta charset> is looked for
-DETECT_BYTES = 100_000  # what charset detection reads
 HEAD_CHARS = 5000  # what the binary-junk test reads
 MAX_JUNK_SHARE = 0.1  # more control/replacement characters than this: not a text document
 STUB_WORDS = 150  # a paywalled or teaser page is shorter than this
@@ -151,7 +145,7 @@ def parse_html(html: str | bytes) -> HtmlElement:
     """Decode (bytes) and parse once; junk and empty documents raise ExtractionError."""
     if len(html) > MAX_HTML_SIZE:
         raise ExtractionError(f"page too large ({len(html)} > {MAX_HTML_SIZE})")
-    text = decode_html(html) if isinstance(html, bytes) else str(html)
+    text = charset.decode(html) if isinstance(html, bytes) else str(html)
     text = XML_DECLARATION.sub("", text.lstrip("\ufeff"))
     if not looks_like_html(text):
         raise ExtractionError("not an HTML document")
@@ -162,38 +156,6 @@ def parse_html(html: str | bytes) -> HtmlElement:
     if tree is None or tree.find("body") is None:
         raise ExtractionError("no <body> in the document")
     return tree
-
-
-def decode_html(data: bytes) -> str:
-    """BOM, then valid UTF-8, then the declared charset, then detection."""
-    for bom, codec in BOMS:
-        if data.startswith(bom):
-            return data.decode(codec, errors="replace")
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        pass
-    codec = declared_charset(data) or detected_charset(data)
-    return data.decode(codec, errors="replace")
-
-
-def detected_charset(data: bytes) -> str:
-    best = from_bytes(data[:DETECT_BYTES]).best()
-    return (best.encoding if best else None) or "utf-8"
-
-
-def declared_charset(data: bytes) -> str | None:
-    """`<meta charset>` or the http-equiv Content-Type charset, if Python knows it."""
-    match = CHARSET.search(data[:SNIFF_BYTES])
-    if not match:
-        return None
-    name = match.group(1).decode("ascii", errors="ignore").lower()
-    if name in LATIN1_ALIASES:  # as browsers do (WHATWG encoding labels)
-        return "cp1252"
-    try:
-        return codecs.lookup(name).name
-    except LookupError:
-        return None
 
 
 def looks_like_html(text: str) -> bool:

@@ -12,9 +12,7 @@ Only transport and safety problems raise `FetchError`; any HTTP status is return
 
 from __future__ import annotations
 
-import codecs
 import itertools
-import re
 import ssl
 import time
 import zlib
@@ -22,9 +20,9 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 import brotli
-import charset_normalizer
 import httpx
 
+from ingest import charset
 from ingest.fetch.netguard import (
     Deadline,
     GuardedBackend,
@@ -48,22 +46,11 @@ __all__ = [
 
 _PIECE = 64 * 1024  # most bytes one decompression step may produce
 _AMBIGUOUS_TYPES = frozenset({"application/octet-stream", "binary/octet-stream", "application/unknown"})
-_LATIN1_LABELS = frozenset({"iso-8859-1", "iso8859-1", "latin1", "latin-1", "l1", "us-ascii", "ascii"})
-_DECLARED_CHARSET = re.compile(
-    rb"""<meta[^>]{0,200}?charset\s*=\s*["']?\s*([a-z0-9_.:-]+)"""
-    rb"""|^\s*<\?xml[^>]{0,100}?encoding\s*=\s*["']([a-z0-9_.:-]+)""",
-    re.IGNORECASE,
-)
 _ERROR_KINDS: tuple[tuple[type[Exception] | tuple[type[Exception], ...], str, str], ...] = (
     (httpx.TimeoutException, "timeout", "timed out"),
     (httpx.NetworkError, "connect", "connection failed"),
     (httpx.UnsupportedProtocol, "bad_scheme", "unsupported URL"),
     ((zlib.error, brotli.error), "protocol", "corrupt compressed body"),
-)
-_BOMS = (
-    (codecs.BOM_UTF8, "utf-8-sig"),
-    (codecs.BOM_UTF16_LE, "utf-16"),
-    (codecs.BOM_UTF16_BE, "utf-16"),
 )
 
 
@@ -89,9 +76,8 @@ class FetchResult:
     redirects: tuple[tuple[int, str], ...]  # (status, absolute location) per hop
 
     def text(self) -> str:
-        """The body decoded: BOM, then Content-Type charset, then <meta>/XML declaration,
-        then detection. Undecodable bytes become U+FFFD; never raises."""
-        return self.body.decode(pick_encoding(self.body, self.headers.get("content-type")), "replace")
+        """The body decoded (ingest/charset.py); undecodable bytes become U+FFFD; never raises."""
+        return charset.decode(self.body, self.headers.get("content-type"))
 
 
 class FetchError(Exception):
@@ -342,49 +328,3 @@ def _unbrotli(chunks: Iterator[bytes]) -> Iterator[bytes]:
         while out or not decompressor.can_accept_more_data():
             yield out
             out = decompressor.process(b"", output_buffer_limit=_PIECE)
-
-
-# --- charset ----------------------------------------------------------------------
-
-
-def pick_encoding(body: bytes, content_type: str | None) -> str:
-    """A Python codec name for `body`; always one that `codecs.lookup` knows."""
-    for bom, name in _BOMS:
-        if body.startswith(bom):
-            return name
-    declared = _charset_param(content_type or "") or _declared_in_document(body[:4096])
-    return _known_codec(declared) or _detect_encoding(body)
-
-
-def _charset_param(content_type: str) -> str | None:
-    match = re.search(r"charset\s*=\s*[\"']?([\w.:-]+)", content_type, re.IGNORECASE)
-    return match.group(1) if match and _known_codec(match.group(1)) else None
-
-
-def _declared_in_document(head: bytes) -> str | None:
-    match = _DECLARED_CHARSET.search(head)
-    if match is None:
-        return None
-    return (match.group(1) or match.group(2)).decode("ascii")
-
-
-def _known_codec(label: str | None) -> str | None:
-    """Normalise a charset label; ISO-8859-1 and ASCII mean windows-1252 on the web."""
-    if not label:
-        return None
-    label = label.strip().lower()
-    if label in _LATIN1_LABELS:
-        return "cp1252"
-    try:
-        return codecs.lookup(label).name
-    except LookupError:
-        return None
-
-
-def _detect_encoding(body: bytes) -> str:
-    try:
-        body.decode("utf-8")
-    except UnicodeDecodeError:
-        best = charset_normalizer.from_bytes(body).best()
-        return _known_codec(best.encoding if best else None) or "utf-8"
-    return "utf-8"

@@ -7,8 +7,7 @@ from typing import Any
 import redis
 
 from ingest.fetch.pages import RedisPageStore
-from ingest.models import FeedEntry
-from ingest.pipeline import PageFetch
+from ingest.models import FeedEntry, PageFetch
 from workers.batching import PageBatch
 
 
