@@ -1,6 +1,6 @@
 """End to end on RabbitMQ: Celery's broker is AMQP, while state and streams stay in Redis.
 
-Runs when NEWSWIRE_TEST_AMQP_URL is set; `.ci/run` sets it when a RabbitMQ answers
+Runs when AMQP_TEST_URL is set; `.ci/run` sets it when a RabbitMQ answers
 on the standard AMQP port. Each test has its own NEWSWIRE_STREAM_PREFIX, so its queues
 (`{prefix}.feeds`, `.articles`, `.extract`) are its own; they and their
 exchanges are deleted afterwards, so repeated runs leave nothing on the broker.
@@ -22,9 +22,9 @@ from newswire.demo.server import SiteServer
 from tests.conftest import run_cli
 from workers.app import STAGES, create_app, queue_name
 
-AMQP_URL = os.environ.get("NEWSWIRE_TEST_AMQP_URL", "")
+AMQP_URL = os.environ.get("AMQP_TEST_URL", "")
 NOT_RUN = (
-    "NOT RUN: the RabbitMQ end-to-end test needs NEWSWIRE_TEST_AMQP_URL "
+    "NOT RUN: the RabbitMQ end-to-end test needs AMQP_TEST_URL "
     "(e.g. amqp://guest:guest@127.0.0.1//); .ci/run sets it when RabbitMQ answers on its standard port"
 )
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(not AMQP_URL, reason=NOT_RUN)]

@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from config.settings import SettingsError, load_settings, mask_url, settings_env
+from config.settings import KNOWN, SettingsError, load_settings, markdown_table, mask_url, settings_env
 
 
 def test_defaults_need_no_environment() -> None:
@@ -66,3 +66,12 @@ def test_settings_survive_the_trip_to_a_child_process() -> None:
         }
     )
     assert load_settings(settings_env(settings)) == settings
+
+
+def test_the_readme_lists_every_setting_as_the_table_says() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    assert markdown_table() in readme
+
+
+def test_test_only_variables_are_not_settings() -> None:
+    assert not any("TEST" in name for name in KNOWN)
