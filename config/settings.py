@@ -226,6 +226,25 @@ class Settings:
     dedup_window_days: float = setting(
         "NEWSWIRE_DEDUP_WINDOW_DAYS", 7.0, number(0.01, 365), "how far back near-copies are matched"
     )
+    http_address: str = setting(
+        "NEWSWIRE_HTTP_ADDRESS", "127.0.0.1", text,
+        "address of the HTTP service (WebSub callbacks, SSE, look-ups, the desk page); anything but "
+        "loopback needs `NEWSWIRE_API_TOKENS`",
+    )  # fmt: skip
+    http_port: int = setting(
+        "NEWSWIRE_HTTP_PORT", 8480, integer(0, 65535), "port of the HTTP service in `newswire up`; `0` = off"
+    )
+    public_url: str | None = setting(
+        "NEWSWIRE_PUBLIC_URL", None, url("http", "https"),
+        "base URL at which hubs reach the HTTP service; WebSub is off without it", shown="unset",
+    )  # fmt: skip
+    api_tokens: str | None = setting(
+        "NEWSWIRE_API_TOKENS", None, text,
+        "comma-separated bearer tokens for the HTTP API (`/v1/…`); never logged", shown="unset",
+    )  # fmt: skip
+    webhooks_path: Path = setting(
+        "NEWSWIRE_WEBHOOKS", Path("config/webhooks.toml"), path, "webhook subscriptions"
+    )
     story_window_hours: float = setting(
         "NEWSWIRE_STORY_WINDOW_HOURS",
         48.0,

@@ -345,5 +345,17 @@ def metrics(ctx: click.Context, address: str, port: int | None) -> None:
     serve(settings, address, port or settings.metrics_port or 9464)
 
 
+@main.command()
+@click.option("--address", help="Listen address (default: NEWSWIRE_HTTP_ADDRESS).")
+@click.option("--port", type=click.IntRange(1, 65535), help="Port (default: NEWSWIRE_HTTP_PORT).")
+@click.pass_context
+def http(ctx: click.Context, address: str | None, port: int | None) -> None:
+    """Serve the HTTP service (WebSub callbacks, SSE, look-ups, the desk page) until Ctrl-C."""
+    from newswire.http.server import serve  # noqa: PLC0415 - the web stack loads only here
+
+    with redis_client(load(ctx)) as (settings, _client):
+        serve(settings, address or settings.http_address, port or settings.http_port or 8480)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

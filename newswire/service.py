@@ -83,6 +83,11 @@ def metrics_argv(settings: Settings) -> list[str]:
     return [sys.executable, "-m", "newswire.cli", "metrics", "--address=127.0.0.1", port]
 
 
+def http_argv(settings: Settings) -> list[str]:
+    """The HTTP service (`newswire http`) on NEWSWIRE_HTTP_ADDRESS:NEWSWIRE_HTTP_PORT."""
+    return [sys.executable, "-m", "newswire.cli", "http"]
+
+
 def worker_children(settings: Settings, concurrency: int | None = None, label: str = "") -> list[Child]:
     """One I/O worker (threads: feeds and pages) and one CPU worker (processes: extraction)."""
     cpu = concurrency or settings.concurrency

@@ -14,6 +14,7 @@ from newswire.service import (
     child_env,
     ensure_redis,
     flower_argv,
+    http_argv,
     metrics_argv,
     wait_forever,
     worker_argv,
@@ -32,6 +33,8 @@ def run_service(settings: Settings, *, concurrency: int | None, flower: bool) ->
         others.append(Child("flower", flower_argv(settings)))
     if settings.metrics_port:
         others.append(Child("metrics", metrics_argv(settings)))
+    if settings.http_port:
+        others.append(Child("http", http_argv(settings)))
     supervisor = Supervisor(
         settings, workers=worker_children(settings, concurrency), others=others, redis=server
     )
@@ -42,6 +45,8 @@ def run_service(settings: Settings, *, concurrency: int | None, flower: bool) ->
     )  # fmt: skip
     if settings.metrics_port:
         log.info("Prometheus metrics at http://127.0.0.1:%d/metrics", settings.metrics_port)
+    if settings.http_port:
+        log.info("HTTP service at http://%s:%d/", settings.http_address, settings.http_port)
     supervisor.start()
     wait_forever(supervisor)
 

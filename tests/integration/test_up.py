@@ -33,11 +33,12 @@ def wait_for(predicate: object, timeout: float) -> bool:
 def test_up_runs_the_service_and_stops_cleanly(site: SiteServer, tmp_path: Path) -> None:
     feeds = tmp_path / "feeds.toml"
     feeds.write_text((FIXTURE_SITE / "feeds.toml").read_text().replace("{{BASE}}", site.base_url))
-    flower_port = free_port()
+    flower_port, http_port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSWIRE_")}
     env.update(
         NEWSWIRE_FEEDS=str(feeds), NEWSWIRE_DATA_DIR=str(tmp_path / "var"),
         NEWSWIRE_ALLOWED_NETWORKS="127.0.0.0/8", NEWSWIRE_FLOWER_PORT=str(flower_port),
+        NEWSWIRE_METRICS_PORT=str(free_port()), NEWSWIRE_HTTP_PORT=str(http_port),
         NEWSWIRE_TICK_SECONDS="1", NEWSWIRE_CONCURRENCY="1",
         NEWSWIRE_LOG_LEVEL="WARNING", PYTHONPATH=str(ROOT),
     )  # fmt: skip
@@ -66,6 +67,7 @@ def test_up_runs_the_service_and_stops_cleanly(site: SiteServer, tmp_path: Path)
             return reply.status_code == 200 and sum(reply.json().values()) == 2
 
         assert wait_for(flower_sees_both_workers, 60), "Flower's API did not see both workers online"
+        assert httpx.get(f"http://127.0.0.1:{http_port}/healthz", timeout=5).json()["status"] == "ok"
         tasks = httpx.get(f"{flower}/tasks", params={"limit": 200}, timeout=5).json()
         assert {"ingest.poll_feed", "ingest.fetch_articles", "ingest.extract_articles"} <= {
             t["name"] for t in tasks.values()

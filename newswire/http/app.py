@@ -1,0 +1,46 @@
+"""The HTTP application: one Starlette app; each feature adds its routes here.
+
+Route groups are plain functions returning Starlette routes, given the service's `HttpContext`
+(settings and one Redis client). Every route under `/v1/` asks for a bearer token when
+`NEWSWIRE_API_TOKENS` is set (`auth.py`); `/healthz` never does, for load balancers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import redis
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import BaseRoute, Route
+
+from config.settings import Settings
+from newswire.http.auth import BearerTokens
+
+
+@dataclass(frozen=True)
+class HttpContext:
+    settings: Settings
+    redis: redis.Redis
+
+
+def health_routes(ctx: HttpContext) -> list[BaseRoute]:
+    async def healthz(request: Request) -> JSONResponse:
+        try:
+            ok = bool(ctx.redis.ping())
+        except redis.RedisError as exc:
+            return JSONResponse({"status": "unavailable", "redis": str(exc)}, status_code=503)
+        return JSONResponse({"status": "ok", "redis": ok})
+
+    return [Route("/healthz", healthz)]
+
+
+ROUTE_GROUPS = (health_routes,)  # each feature appends its group here
+
+
+def create_app(ctx: HttpContext) -> Starlette:
+    routes = [route for group in ROUTE_GROUPS for route in group(ctx)]
+    tokens = BearerTokens.from_setting(ctx.settings.api_tokens)
+    return Starlette(routes=routes, middleware=[Middleware(tokens.middleware)])
