@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run test lint demo bench-extraction clean
+.PHONY: run test lint demo bench-extraction diagram clean
 
 $(STAMP): pyproject.toml requirements.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,10 @@ demo: $(STAMP)
 
 bench-extraction: $(STAMP)
 	$(BIN)/python bench/extraction.py
+
+diagram: docs/architecture.dot
+	dot -Tsvg docs/architecture.dot -o docs/img/architecture.svg
+	dot -Tpng -Gdpi=100 docs/architecture.dot -o docs/img/architecture.png
 
 clean:
 	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache
