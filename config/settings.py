@@ -41,35 +41,30 @@ def text(raw: str, name: str) -> str:
     return raw
 
 
-def integer(low: int, high: int) -> Parser:
-    def parse(raw: str, name: str) -> int:
-        try:
-            number = int(raw)
-        except ValueError as exc:
-            raise SettingsError(f"{name}: {raw!r} is not an integer") from exc
-        return in_bounds(number, name, low, high)
-
-    return parse
-
-
-def number(low: float, high: float) -> Parser:
-    def parse(raw: str, name: str) -> float:
-        try:
-            value = float(raw)
-        except ValueError as exc:
-            raise SettingsError(f"{name}: {raw!r} is not a number") from exc
-        return in_bounds(value, name, low, high)
-
-    return parse
-
-
 Bounded = TypeVar("Bounded", int, float)
 
 
-def in_bounds(value: Bounded, name: str, low: Bounded, high: Bounded) -> Bounded:
-    if not low <= value <= high:
-        raise SettingsError(f"{name}: {value} is outside {low}..{high}")
-    return value
+def bounded(convert: Callable[[str], Bounded], noun: str, low: Bounded, high: Bounded) -> Parser:
+    """A parser of numbers of one type (`noun` names it in the error) between `low` and `high`."""
+
+    def parse(raw: str, name: str) -> Bounded:
+        try:
+            value = convert(raw)
+        except ValueError as exc:
+            raise SettingsError(f"{name}: {raw!r} is not {noun}") from exc
+        if not low <= value <= high:
+            raise SettingsError(f"{name}: {value} is outside {low}..{high}")
+        return value
+
+    return parse
+
+
+def integer(low: int, high: int) -> Parser:
+    return bounded(int, "an integer", low, high)
+
+
+def number(low: float, high: float) -> Parser:
+    return bounded(float, "a number", low, high)
 
 
 def url(*schemes: str) -> Parser:
