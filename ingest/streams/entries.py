@@ -8,6 +8,7 @@ record (`dead_letter_item`), and the shapes of XCLAIM and XREADGROUP replies.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -15,9 +16,12 @@ from typing import Any
 import orjson
 import redis
 
+from ingest import keys
 from ingest.models import iso_utc
 
 MAX_SEQ = 2**64 - 1
+STREAM_NAME = re.compile(r"^(?:articles|duplicates|updates|topic:[a-z0-9][a-z0-9-]{0,99})$")
+EVENTS = {"articles": "article", "duplicates": "duplicate", "updates": "update"}
 
 Fields = dict[Any, Any]
 
@@ -143,3 +147,21 @@ def ensure_group(client: redis.Redis, stream: str, group: str, *, start: str = "
             raise
         return False
     return True
+
+
+def is_stream_name(name: str) -> bool:
+    """`articles`, `duplicates`, `updates` or `topic:{slug}`: an output stream without the prefix."""
+    return bool(STREAM_NAME.match(name))
+
+
+def output_stream(prefix: str, name: str) -> str:
+    """The Redis key of the output stream `name` (which `is_stream_name` accepted)."""
+    if name.startswith("topic:"):
+        return keys.topic_stream(prefix, name.removeprefix("topic:"))
+    builders = {"articles": keys.articles_stream, "duplicates": keys.duplicates_stream}
+    return builders.get(name, keys.updates_stream)(prefix)
+
+
+def event_name(name: str) -> str:
+    """What an entry of the stream `name` is: `article` (articles, topics), `duplicate`, `update`."""
+    return EVENTS.get(name, "article")

@@ -21,7 +21,7 @@ from ingest.models import iso_utc
 from ingest.streams.entries import as_str, decode_document
 
 MAX_STORY_ARTICLES = 500  # the oldest of a story's articles a look-up returns
-SUMMARY_FIELDS = ("id", "url", "source", "title", "summary", "published_at", "language", "topics")
+SUMMARY_FIELDS = ("id", "url", "source", "title", "summary", "published_at", "language", "topics", "story_id")
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,8 +30,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from ingest import keys
-from ingest.streams.entries import since_id
+from ingest.streams.entries import event_name, is_stream_name, output_stream, since_id
 from ingest.tag.topics import TopicError, TopicsFile
 from newswire.http.hub import READ_COUNT, Framed, Hubs, IdKey, StreamHub, framed_entries, id_key
 
@@ -41,22 +40,8 @@ HEARTBEAT_S = 15.0
 SEND_TIMEOUT_S = 30.0
 CHUNK_BYTES = 256 * 1024
 RETRY_MS = 3000  # how long a browser waits before reconnecting
-STREAM_NAME = re.compile(r"^(?:articles|duplicates|updates|topic:[a-z0-9][a-z0-9-]{0,99})$")
 ENTRY_ID = re.compile(r"^\d{1,20}(?:-\d{1,20})?$")
-EVENTS = {"articles": "article", "duplicates": "duplicate", "updates": "update"}
 HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
-
-
-def event_name(name: str) -> str:
-    return EVENTS.get(name, "article")  # a topic stream holds articles
-
-
-def stream_key(prefix: str, name: str) -> str:
-    if name.startswith("topic:"):
-        return keys.topic_stream(prefix, name.removeprefix("topic:"))
-    return {"articles": keys.articles_stream, "duplicates": keys.duplicates_stream}.get(
-        name, keys.updates_stream
-    )(prefix)
 
 
 def start_cursor(headers: Any, query: Any) -> IdKey | None:
@@ -202,13 +187,13 @@ class StreamRoutes:
         name = request.path_params["stream"]
         if not accepts_event_stream(request.headers.get("accept", "")):
             return JSONResponse({"error": "this endpoint serves text/event-stream"}, 406)
-        if not STREAM_NAME.match(name) or not await self.exists(name):
+        if not is_stream_name(name) or not await self.exists(name):
             return JSONResponse({"error": f"no stream {name!r}"}, 404)
         try:
             cursor = start_cursor(request.headers, request.query_params)
         except ValueError as exc:
             return JSONResponse({"error": str(exc)}, 400)
-        return EventStream(self.hubs, self.client, stream_key(self.prefix, name), event_name(name), cursor)
+        return EventStream(self.hubs, self.client, output_stream(self.prefix, name), event_name(name), cursor)
 
     async def exists(self, name: str) -> bool:
         if not name.startswith("topic:"):
@@ -216,7 +201,7 @@ class StreamRoutes:
         with contextlib.suppress(TopicError):
             if name.removeprefix("topic:") in self.topics.get().slugs:
                 return True
-        return bool(await self.client.exists(stream_key(self.prefix, name)))  # a retired topic's stream
+        return bool(await self.client.exists(output_stream(self.prefix, name)))  # a retired topic's stream
 
 
 def stream_routes(ctx: Any) -> list[BaseRoute]:

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import subprocess
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import httpx
 import orjson
@@ -53,3 +56,67 @@ def add_docs(client: redis.Redis, stream: str, start: int, count: int) -> list[s
     for n in range(start, start + count):
         pipe.xadd(stream, {"data": orjson.dumps(doc(n))})
     return [i.decode() for i in pipe.execute()]
+
+
+class Receiver:
+    """A webhook endpoint on loopback: records each POST; `answer(doc_id, attempt)` picks the status.
+
+    `stop()` closes its socket (the endpoint is down: connections are refused) and `start()`
+    listens again on the same port."""
+
+    def __init__(self, answer: Callable[[str, int], int] | None = None) -> None:
+        self.answer = answer or (lambda _doc_id, _attempt: 200)
+        self.port = free_port()
+        self.posts: list[dict[str, Any]] = []
+        self.lock = threading.Lock()
+        self.server: ThreadingHTTPServer | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/hook"
+
+    def start(self) -> Receiver:
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["content-length"]))
+                doc_id = orjson.loads(body)["id"]
+                with receiver.lock:
+                    attempt = 1 + sum(1 for p in receiver.posts if p["doc_id"] == doc_id)
+                    status = receiver.answer(doc_id, attempt)
+                    headers = {k.lower(): v for k, v in self.headers.items()}
+                    receiver.posts.append(
+                        {"doc_id": doc_id, "body": body, "status": status, "headers": headers}
+                    )
+                self.send_response(status)
+                self.send_header("content-length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        ThreadingHTTPServer.allow_reuse_address = True
+        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+            self.server = None
+
+    def delivered(self) -> dict[str, dict[str, Any]]:
+        """The accepted POSTs by X-Newswire-Delivery."""
+        with self.lock:
+            return {p["headers"]["x-newswire-delivery"]: p for p in self.posts if p["status"] < 300}
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float, step: float = 0.2) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(step)
+    return predicate()
