@@ -1,7 +1,8 @@
 // The desk: stories as they form, live from GET /v1/streams/articles (Server-Sent Events).
 // EventSource cannot send a bearer token, so the stream is read with fetch() and parsed here.
 "use strict";
-const state = { stories: new Map(), seen: new Set(), lastId: null, topic: "", token: localStorage.getItem("newswire-token") || "" };
+const state = { stories: new Map(), seen: new Set(), open: new Set(), lastId: null, topic: "",
+  token: localStorage.getItem("newswire-token") || "" };
 const $ = (id) => document.getElementById(id);
 
 function headers(extra) {
@@ -61,17 +62,20 @@ function el(tag, props, ...children) {
   return node;
 }
 
-function tagNode(tag) {
+function tagNode(story, tag) {
   const list = el("ul");
   for (const e of tag.evidence) list.append(el("li", { textContent: "“" + e.snippet + "” (" + e.term + ", " + e.field + ")" }));
-  return el("details", { className: "tag" }, el("summary", { textContent: tag.slug }), list);
+  const key = story.id + " " + tag.slug;
+  const node = el("details", { className: "tag", open: state.open.has(key) }, el("summary", { textContent: tag.slug }), list);
+  node.addEventListener("toggle", () => (node.open ? state.open.add(key) : state.open.delete(key)));
+  return node;
 }
 
 function storyNode(story) {
   const title = el("h2", {}, el("a", { href: story.url, textContent: story.headline, target: "_blank", rel: "noopener" }));
   const n = story.count === 1 ? "1 article" : story.count + " articles";
   const meta = el("div", { className: "meta", textContent: n + " · " + [...story.sources].join(", ") + " · first seen " + time(story.first) });
-  const tags = el("div", { className: "tags" }, ...[...story.topics.values()].map(tagNode));
+  const tags = el("div", { className: "tags" }, ...[...story.topics.values()].map((t) => tagNode(story, t)));
   const node = el("li", { className: "story" }, title, meta, tags);
   node.dataset.storyId = story.id;
   node.dataset.count = story.count;
