@@ -24,6 +24,7 @@ import random
 import threading
 import time
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -179,14 +180,18 @@ class RateLimit:
 
     rate: float
     burst: float
-    tokens: float = 0.0
-    at: float = field(default_factory=time.monotonic)
+    clock: Callable[[], float] = time.monotonic
+    tokens: float = field(init=False)
+    at: float = field(init=False)
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        self.tokens, self.at = self.burst, self.clock()
 
     def wait(self, stop: threading.Event) -> None:
         while True:
             with self.lock:
-                now = time.monotonic()
+                now = self.clock()
                 self.tokens = min(self.burst, self.tokens + (now - self.at) * self.rate)
                 self.at = now
                 if self.tokens >= 1:

@@ -206,6 +206,7 @@ class StreamRoutes:
 
 def stream_routes(ctx: Any) -> list[BaseRoute]:
     assert ctx.settings.redis_url is not None  # noqa: S101 - the CLI found the Redis first
-    client = aioredis.Redis.from_url(ctx.settings.redis_url, health_check_interval=30)
+    # socket_timeout above the hubs' XREAD BLOCK (redis-py's default of 5 s would cut it short)
+    client = aioredis.Redis.from_url(ctx.settings.redis_url, health_check_interval=30, socket_timeout=30)
     routes = StreamRoutes(ctx.settings.prefix, client, TopicsFile(ctx.settings.topics_path), Hubs(client))
     return [Route("/v1/streams/{stream}", routes.endpoint)]

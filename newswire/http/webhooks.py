@@ -87,7 +87,8 @@ def run_webhooks(settings: Settings) -> int:
         return 0
     secrets = secrets_of(hooks, dict(os.environ))
     assert settings.redis_url is not None  # noqa: S101 - the CLI found the Redis first
-    client = redis.Redis.from_url(settings.redis_url, health_check_interval=30)
+    # socket_timeout above the consumers' XREADGROUP BLOCK (redis-py's default of 5 s cuts it short)
+    client = redis.Redis.from_url(settings.redis_url, health_check_interval=30, socket_timeout=30)
     stop = threading.Event()
     threads = [
         consumer_thread(client, settings, endpoint, stream, i)
