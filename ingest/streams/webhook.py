@@ -194,10 +194,10 @@ class RateLimit:
                 now = self.clock()
                 self.tokens = min(self.burst, self.tokens + (now - self.at) * self.rate)
                 self.at = now
-                if self.tokens >= 1:
-                    self.tokens -= 1
+                if self.tokens >= 1 - 1e-9:  # (float sums of the refills fall a hair short)
+                    self.tokens = max(0.0, self.tokens - 1)
                     return
-                pause = (1 - self.tokens) / self.rate
+                pause = max(0.001, (1 - self.tokens) / self.rate)
             if stop.wait(pause):
                 raise Stopped
 
