@@ -33,7 +33,12 @@ MAX_HANDOUTS = 50  # restarts while one entry is retried; the attempts themselve
 
 def webhooks_children(settings: Settings) -> list[Child]:
     """The `webhooks` process for `newswire up`, when the webhooks file lists any."""
-    if not load_webhooks(settings.webhooks_path):
+    try:
+        hooks = load_webhooks(settings.webhooks_path)
+        secrets_of(hooks, dict(os.environ))
+    except WebhookError as exc:
+        raise SystemExit(f"newswire up: {exc}") from exc
+    if not hooks:
         return []
     return [Child("webhooks", [sys.executable, "-m", "newswire.cli", "webhooks"])]
 

@@ -1,6 +1,6 @@
-"""The desk page in a real browser (headless Chromium driven by Playwright): after a sweep of the
-demo site it lists the stories with their topics and evidence, filters by topic, fits a phone, and
-shows an article published later without a reload."""
+"""The desk page in a real browser (headless Chromium driven by Playwright), behind a token:
+after a sweep of the demo site it lists the stories with their topics and evidence, filters by
+topic, fits a phone, and shows an article published later without a reload."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--no-first-run"]  # fmt: skip
 DEMO = ROOT / "newswire" / "demo" / "site"
+TOKEN = "desk-token-5d1e"  # noqa: S105 - the test's own token
 
 
 @pytest.fixture
@@ -35,7 +36,7 @@ def desk(cli_env: dict[str, str], tmp_path: Path) -> Iterator[str]:
         env = {**cli_env, "NEWSWIRE_FEEDS": str(feeds)}
         result = run_cli(["sweep", "--timeout", "150"], env, timeout=200)
         assert result.returncode == 0, result.stderr[-3000:]
-    with http_process(env, tmp_path / "http.log") as base:
+    with http_process(env, tmp_path / "http.log", NEWSWIRE_API_TOKENS=TOKEN) as base:
         yield base
 
 
@@ -55,6 +56,9 @@ def test_the_desk_shows_stories_as_they_form_and_updates_live(
     desk: str, page: Page, redis_client: redis.Redis, prefix: str
 ) -> None:
     page.goto(desk + "/")
+    expect(page.locator("#login")).to_be_visible(timeout=20_000)  # the API asked for a token
+    page.fill("#token", TOKEN)
+    page.click("#login button")
     stories = page.locator("li.story")
     expect(stories.first).to_be_visible(timeout=20_000)
     expect(page.locator("#status")).to_have_text("live", timeout=20_000)

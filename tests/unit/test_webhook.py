@@ -90,7 +90,7 @@ def test_the_example_file_is_empty_and_a_missing_file_means_none(tmp_path: Path)
     assert webhooks_children(Settings(webhooks_path=ROOT / "config/webhooks.toml")) == []
 
 
-def test_a_webhook_with_its_defaults_and_options(tmp_path: Path) -> None:
+def test_a_webhook_with_its_defaults_and_options(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     first_table = (
         'url = "https://h.example/x"\nstreams = ["articles", "topic:russia-sanctions"]\nsecret_env = "H"'
     )
@@ -103,6 +103,10 @@ def test_a_webhook_with_its_defaults_and_options(tmp_path: Path) -> None:
     assert first.name.startswith("h")
     assert first.group == f"webhook:{first.name}"
     assert (second.name, second.concurrency, second.rate, second.max_attempts) == ("alerts", 2, 0.5, 40)
+    with pytest.raises(SystemExit, match="set A, H"):  # newswire up names the missing secrets
+        webhooks_children(Settings(webhooks_path=path))
+    monkeypatch.setenv("H", "k")
+    monkeypatch.setenv("A", "k")
     assert [c.name for c in webhooks_children(Settings(webhooks_path=path))] == ["webhooks"]
 
 
