@@ -69,6 +69,29 @@ def story_index(prefix: str) -> str:
     return f"{prefix}:story:"
 
 
+# --- look-ups (the HTTP gateway; written with each stream write by streams/write.lua) -------
+
+
+def article_ref(prefix: str, article_id: str) -> str:
+    """Where an article's document lives: `articles` and `updates` entry ids, its `story`."""
+    return f"{prefix}:ref:{article_id}"
+
+
+def story_members(prefix: str, story_id: str) -> str:
+    return f"{prefix}:members:{story_id}"
+
+
+def recent_stories(prefix: str) -> str:
+    return f"{prefix}:stories"
+
+
+# --- webhooks --------------------------------------------------------------------------------
+
+
+def webhook_attempts(prefix: str, webhook: str) -> str:
+    return f"{prefix}:webhook:{webhook}:attempts"
+
+
 # --- feeds and the schedule ------------------------------------------------------------------
 
 

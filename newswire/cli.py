@@ -357,5 +357,20 @@ def http(ctx: click.Context, address: str | None, port: int | None) -> None:
         serve(settings, address or settings.http_address, port or settings.http_port or 8480)
 
 
+@main.command()
+@click.pass_context
+def webhooks(ctx: click.Context) -> None:
+    """Deliver documents to the webhooks of NEWSWIRE_WEBHOOKS (signed POSTs) until Ctrl-C."""
+    from ingest.streams.webhook import WebhookError  # noqa: PLC0415
+    from newswire.http.webhooks import run_webhooks  # noqa: PLC0415
+
+    with redis_client(load(ctx)) as (settings, _client):
+        try:
+            code = run_webhooks(settings)
+        except WebhookError as exc:
+            raise click.ClickException(str(exc)) from exc
+    sys.exit(code)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -7,6 +7,7 @@ import os
 import sys
 
 from config.settings import Settings, mask_url
+from newswire.http.webhooks import webhooks_children
 from newswire.service import (
     Child,
     Supervisor,
@@ -35,6 +36,7 @@ def run_service(settings: Settings, *, concurrency: int | None, flower: bool) ->
         others.append(Child("metrics", metrics_argv(settings)))
     if settings.http_port:
         others.append(Child("http", http_argv(settings)))
+    others += webhooks_children(settings)  # the webhook deliveries, when config/webhooks.toml lists any
     supervisor = Supervisor(
         settings, workers=worker_children(settings, concurrency), others=others, redis=server
     )

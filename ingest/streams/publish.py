@@ -30,6 +30,7 @@ from ingest.dedup.decide import (
 from ingest.models import Document
 
 WRITTEN = ("published", "updated")  # the decisions that are written to streams
+RECENT_STORIES = 10_000  # stories kept in `{prefix}:stories` for the look-ups and the desk
 
 
 def encode_document(doc: dict[str, Any]) -> bytes:
@@ -102,8 +103,15 @@ class RedisStreamSink:
         return sum(1 for reply in pipe.execute() if reply == 1)
 
     def queue_write(self, pipe: lua.ScriptPipeline, doc: Document, outcome: PublishOutcome) -> None:
-        stream_keys = [keys.seen_id(self.prefix, doc.id), *self.stream_keys(doc, outcome.status)]
-        pipe.add(self._write, stream_keys, [outcome.revision, self.maxlen, encode_decided(doc, outcome)])
+        story = outcome.story_id or doc.story_id
+        script_keys = [
+            keys.seen_id(self.prefix, doc.id), keys.article_ref(self.prefix, doc.id),
+            keys.story_members(self.prefix, story), keys.recent_stories(self.prefix),
+            *self.stream_keys(doc, outcome.status),
+        ]  # fmt: skip
+        ref_field = "updates" if outcome.status == "updated" else "articles"
+        args = [outcome.revision, self.maxlen, encode_decided(doc, outcome), ref_field, doc.id, story]
+        pipe.add(self._write, script_keys, [*args, self.options.identity_ttl_s, RECENT_STORIES])
 
     def stream_keys(self, doc: Document, status: str = "published") -> list[str]:
         """An update goes to the updates stream only; a new article to articles and its topics."""

@@ -18,6 +18,10 @@ from starlette.routing import BaseRoute, Route
 
 from config.settings import Settings
 from newswire.http.auth import BearerTokens
+from newswire.http.desk import desk_routes
+from newswire.http.lookups import lookup_routes
+from newswire.http.openapi import openapi_routes
+from newswire.http.sse import stream_routes
 
 
 @dataclass(frozen=True)
@@ -37,7 +41,8 @@ def health_routes(ctx: HttpContext) -> list[BaseRoute]:
     return [Route("/healthz", healthz)]
 
 
-ROUTE_GROUPS = (health_routes,)  # each feature appends its group here
+ROUTE_GROUPS = (health_routes, stream_routes, lookup_routes, openapi_routes, desk_routes)
+# each feature appends its group here
 
 
 def create_app(ctx: HttpContext) -> Starlette:

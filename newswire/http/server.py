@@ -12,6 +12,7 @@ from config.settings import Settings
 from newswire.http.app import HttpContext, create_app
 
 log = logging.getLogger("newswire.http")
+GRACEFUL_S = 5  # seconds open requests get on shutdown before they are cancelled
 
 
 class BindError(SystemExit):
@@ -42,5 +43,8 @@ def serve(settings: Settings, address: str, port: int) -> None:
     client = redis.Redis.from_url(settings.redis_url, health_check_interval=30, socket_connect_timeout=5)
     app = create_app(HttpContext(settings, client))
     log.info("HTTP service at http://%s:%d/", address, port)
-    config = uvicorn.Config(app, host=address, port=port, log_config=None, access_log=False, lifespan="off")
+    config = uvicorn.Config(
+        app, host=address, port=port, log_config=None, access_log=False, lifespan="off",
+        timeout_graceful_shutdown=GRACEFUL_S,  # event streams never finish by themselves
+    )  # fmt: skip
     uvicorn.Server(config).run()  # handles SIGINT/SIGTERM: stops accepting, finishes open requests
