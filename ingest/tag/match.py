@@ -15,6 +15,7 @@ from ingest.models import Evidence, TopicMatch
 from ingest.tag import evaluate as te
 from ingest.tag import query as tq
 from ingest.tag import terms
+from ingest.tag.language import effective_language
 
 if TYPE_CHECKING:
     from ingest.tag.topics import Scoring, Topic, TopicSet
@@ -24,6 +25,7 @@ SNIPPET_CHARS = 200
 SEP = "\x00"  # between title and text words: no key contains it, so no phrase spans it
 
 Occ = tuple[int, int, float]  # first word, end word (exclusive), boost
+_Scored = tuple[dict[str, float], list[Occ], list[tq.Leaf]]  # zone parts, counted, scope leaves
 
 
 @dataclass(slots=True)
@@ -39,6 +41,9 @@ class _Doc:
     _bounds: list[int] | None = None
     _places: dict[tuple[int, int], tuple[str, str, float]] = field(default_factory=dict)
     _evidence: dict[tuple[int, int], tuple[tuple[str, int, bool], Evidence]] = field(default_factory=dict)
+    language: str | None = None  # whose term lists applied (None: every language's)
+    _scored: dict[frozenset[tq.Leaf], _Scored] = field(default_factory=dict)
+    _proof: dict[frozenset[tq.Leaf], tuple[Evidence, ...]] = field(default_factory=dict)
 
     def is_title(self, word: int) -> bool:
         return word < self.hits.n_title
@@ -103,9 +108,9 @@ def _read_doc(topics: TopicSet, title: str, text: str, language: str | None) -> 
     in_title = terms.WORD_RE.findall(terms.straighten(title))
     words = [*in_title, SEP, *terms.WORD_RE.findall(terms.straighten(text))]
     folded = terms.fold_all(words)
-    lang = language.split("-")[0].lower() if language else None
+    lang = effective_language(language, folded)
     found = topics.table.find(words, folded, lang)
-    return _Doc(title, text, words, folded, te.Hits(found, len(in_title)))
+    return _Doc(title, text, words, folded, te.Hits(found, len(in_title)), language=lang)
 
 
 def _word_spans(field: str) -> list[tuple[int, int]]:
@@ -133,13 +138,13 @@ def _zone(word: int, n_title: int, scoring: Scoring) -> str:
     return "body" if position < scoring.deep_words else "deep"
 
 
-def _score(
-    spans: list[te.Span], doc: _Doc, scoring: Scoring
-) -> tuple[dict[str, float], list[Occ], list[tq.Leaf]]:
+def _score(leaves: frozenset[tq.Leaf], doc: _Doc, scoring: Scoring) -> _Scored:
     """Every occurrence of each leaf that took part in the match counts by its zone and
     boost; one distinct term counts at most `per_term` times. Also returns the leaves
-    with boost 0 (scope terms), for evidence only."""
-    leaves = {leaf for _, _, matched in spans for leaf in matched}
+    with boost 0 (scope terms), for evidence only. Cached per article by leaves: topics
+    that differ only in distances or thresholds share it."""
+    if leaves in doc._scored:
+        return doc._scored[leaves]
     best: dict[tuple[int, int], float] = {}
     for leaf in leaves:
         for span in doc.hits.of_leaf(leaf) if leaf.boost > 0 else ():
@@ -158,7 +163,8 @@ def _score(
         for weight, zone, occ in entries:
             parts[zone] += weight
             counted.append(occ)
-    return parts, sorted(counted), [leaf for leaf in leaves if leaf.boost == 0]
+    scored = doc._scored[leaves] = (parts, sorted(counted), [leaf for leaf in leaves if leaf.boost == 0])
+    return scored
 
 
 def _outermost(spans: dict[tuple[int, int], float]) -> list[tuple[tuple[int, int], float]]:
@@ -201,7 +207,8 @@ def _judge(topic: Topic, doc: _Doc, scoring: Scoring, *, explain: bool = False) 
     if not ok:
         why = "query not satisfied: " + te.why_not(topic.rule, doc.hits) if explain else None
         return _Verdict(False, 0.0, zero, (), why)
-    parts, counted, scope = _score(spans, doc, scoring)
+    leaves = frozenset(leaf for _, _, matched in spans for leaf in matched)
+    parts, counted, scope = _score(leaves, doc, scoring)
     score = round(sum(parts.values()), 6)
     reason = None
     if topic.exclude_rule is not None and te.evaluate(topic.exclude_rule, doc.hits)[0]:
@@ -210,8 +217,9 @@ def _judge(topic: Topic, doc: _Doc, scoring: Scoring, *, explain: bool = False) 
         reason = f"score {score:g} below min_score {topic.min_score:g}"
     if reason is not None and not explain:
         return _Verdict(False, score, parts, (), reason)
-    evidence = _evidence(counted, scope, doc, scoring.max_evidence)
-    return _Verdict(reason is None, score, parts, evidence, reason)
+    if leaves not in doc._proof:
+        doc._proof[leaves] = _evidence(counted, scope, doc, scoring.max_evidence)
+    return _Verdict(reason is None, score, dict(parts), doc._proof[leaves], reason)
 
 
 def tag_article(
@@ -246,3 +254,9 @@ def explain_article(
             "reason": verdict.reason,
         })  # fmt: skip
     return rows
+
+
+def terms_language(title: str, text: str, declared: str | None) -> str | None:
+    """The language whose term lists `tag_article` applies (None: every language's)."""
+    words = [*terms.WORD_RE.findall(terms.straighten(title)), *terms.WORD_RE.findall(terms.straighten(text))]
+    return effective_language(declared, terms.fold_all(words))

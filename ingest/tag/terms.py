@@ -127,6 +127,7 @@ class TermTable:
     automaton: Any = None
     _index: dict[TermSpec, int] = field(default_factory=dict)
     nodes: dict[tuple[Any, ...], Any] = field(default_factory=dict)  # interned query nodes
+    _active: dict[str | None, tuple[bool, ...]] = field(default_factory=dict)
 
     def add(self, spec: TermSpec) -> int:
         if spec not in self._index:
@@ -137,6 +138,7 @@ class TermTable:
     def compile(self) -> None:
         """Build the automaton: key -> (key length, ((spec id, word count, is simple), ...))."""
         by_key: dict[str, list[int]] = {}
+        self._active.clear()
         for i, spec in enumerate(self.specs):
             by_key.setdefault(spec.key, []).append(i)
         self.automaton = ahocorasick.Automaton()
@@ -150,25 +152,25 @@ class TermTable:
         self, words: Sequence[str], folded: Sequence[str], language: str | None
     ) -> dict[int, list[tuple[int, int]]]:
         """Term id -> word spans, running the automaton over ' w1 w2 … ' once."""
-        before = list(accumulate(map(len, folded), initial=0))  # letters before each word
+        starts = list(accumulate((len(w) + 1 for w in folded), initial=0))  # where each ' w' begins
+        active, n = self.active(language), len(words)
         found: dict[int, list[tuple[int, int]]] = {}
         for end, (length, entries) in self.automaton.iter(" " + " ".join(folded) + " "):
-            start = _word_at(before, end - length + 1)
+            at = end - length + 1
+            start = bisect.bisect_left(starts, at)
+            if start >= n or starts[start] != at:
+                continue  # a key inside a folded word that holds a space (NFKD of some ligatures)
             for spec_id, n_words, simple in entries:
-                stop, spec = start + n_words, self.specs[spec_id]
-                if stop > len(words) or not spec.is_active(language):
+                stop = start + n_words
+                if stop > n or not active[spec_id]:
                     continue
-                if simple or spec.is_match(folded[start:stop], words[start:stop]):
+                if simple or self.specs[spec_id].is_match(folded[start:stop], words[start:stop]):
                     found.setdefault(spec_id, []).append((start, stop))
         return found
 
-
-def _word_at(before: list[int], at: int) -> int:
-    """The word whose ' w' begins at character `at` of ' w0 w1 … ': word k's begins at
-    before[k] + k. KeyError if none (a key matched inside a folded word that holds a space,
-    as the NFKD form of some ligatures does)."""
-    words = range(len(before) - 1)
-    k = bisect.bisect_left(words, at, key=lambda i: before[i] + i)
-    if k == len(words) or before[k] + k != at:
-        raise KeyError(at)
-    return k
+    def active(self, language: str | None) -> tuple[bool, ...]:
+        """Per term id, whether its list applies to articles in `language` (cached)."""
+        flags = self._active.get(language)
+        if flags is None:
+            flags = self._active[language] = tuple(spec.is_active(language) for spec in self.specs)
+        return flags
