@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import bisect
 from dataclasses import dataclass, field
-from itertools import accumulate
+from itertools import accumulate, chain
 
 from ingest.tag.query import And, Leaf, Near, Node, Not, Or, render
 
@@ -22,12 +22,13 @@ class Hits:
     _by_leaf: dict[tuple[int, str | None], list[tuple[int, int]]] = field(default_factory=dict)
     memo: dict[int, tuple[bool, list[Span]]] = field(default_factory=dict)
     memo_leaf: dict[Leaf, list[Span]] = field(default_factory=dict)
+    memo_places: dict[int, tuple[list[int], list[int]]] = field(default_factory=dict)
 
     def of_leaf(self, leaf: Leaf) -> list[tuple[int, int]]:
         """The leaf's spans in its field; cached, as topics share aliases."""
         key = (id(leaf.ids), leaf.field)
         if key not in self._by_leaf:
-            found = sorted(span for i in leaf.ids for span in self.spans.get(i, ()))
+            found = sorted(chain.from_iterable(self.spans[i] for i in self.spans.keys() & leaf.ids))
             if leaf.field is not None:
                 found = [s for s in found if (leaf.field == "title") == (s[0] < self.n_title)]
             self._by_leaf[key] = found
@@ -91,18 +92,29 @@ def _close(spans: list[Span], others: list[Span], distance: int, hits: Hits) -> 
 
     A partner is close iff it starts by end + distance and ends after start - distance:
     with partners sorted by start, one bisect and a running max of their ends decide.
-    Text positions are shifted far from title positions so no pair crosses fields.
     """
-    shift = hits.n_title + distance + _FIELD_GAP
-    starts = [s + shift * (s > hits.n_title) for s, _, _ in others]
-    ends = list(accumulate((e + shift * (s > hits.n_title) for s, e, _ in others), max))
+    starts, ends = _places(others, hits)
+    distance = min(distance, _FIELD_GAP // 2)
     found = []
     for span in spans:
-        offset = shift * (span[0] > hits.n_title)
+        offset = _FIELD_GAP * (span[0] > hits.n_title)
         hi = bisect.bisect_right(starts, span[1] + offset + distance)
         if hi and ends[hi - 1] >= span[0] + offset - distance:
             found.append(span)
     return found
+
+
+def _places(spans: list[Span], hits: Hits) -> tuple[list[int], list[int]]:
+    """Starts of the spans and the running max of their ends, text positions shifted far
+    from title positions so that no pair crosses fields (cached per span list: topics that
+    differ only in distances share them)."""
+    key = id(spans)  # the lists live in the memos as long as `hits` does
+    if key not in hits.memo_places:
+        n_title = hits.n_title
+        starts = [s + _FIELD_GAP * (s > n_title) for s, _, _ in spans]
+        ends = list(accumulate((e + _FIELD_GAP * (s > n_title) for s, e, _ in spans), max))
+        hits.memo_places[key] = (starts, ends)
+    return hits.memo_places[key]
 
 
 def why_not(node: Node, hits: Hits) -> str:

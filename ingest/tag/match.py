@@ -6,7 +6,9 @@ Pure functions over text. The topic definitions come from `ingest.tag.topics`.
 from __future__ import annotations
 
 import bisect
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from itertools import accumulate
 from typing import TYPE_CHECKING, Any
 
 import regex
@@ -37,27 +39,32 @@ class _Doc:
     words: list[str]
     folded: list[str]
     hits: te.Hits
-    _spans: list[tuple[int, int]] | None = None
-    _bounds: list[int] | None = None
+    _spans: list[tuple[int, int]] | None = None  # word offsets, found as far as evidence needs
+    _bounds: list[int] | None = None  # sentence starts in the text, as far as evidence needs
     _places: dict[tuple[int, int], tuple[str, str, float]] = field(default_factory=dict)
     _evidence: dict[tuple[int, int], tuple[tuple[str, int, bool], Evidence]] = field(default_factory=dict)
     language: str | None = None  # whose term lists applied (None: every language's)
     _scored: dict[frozenset[tq.Leaf], _Scored] = field(default_factory=dict)
     _proof: dict[frozenset[tq.Leaf], tuple[Evidence, ...]] = field(default_factory=dict)
+    _parts: list[str] | None = None  # the text split into separators and words, alternating
+    _ends_left: Iterator[regex.Match[str]] | None = None
 
     def is_title(self, word: int) -> bool:
         return word < self.hits.n_title
 
-    @property
-    def spans(self) -> list[tuple[int, int]]:
-        """Each word's character offsets in its own field: found again only for evidence."""
+    def span(self, word: int) -> tuple[int, int]:
+        """A word's character offsets in its own field, found again only for evidence: from
+        the lengths of the text's separators and words (most articles match no topic)."""
         if self._spans is None:
-            self._spans = [*_word_spans(self.title), (0, 0), *_word_spans(self.text)]
-        return self._spans
+            title = _word_spans(self.title)
+            parts = self._parts or terms.WORD_SPLIT_RE.split(terms.straighten(self.text))
+            offsets = list(accumulate(map(len, parts), initial=0))
+            self._spans = [*title, (0, 0), *zip(offsets[1::2], offsets[2::2], strict=False)]
+        return self._spans[word]
 
     def surface(self, start: int, end: int) -> str:
         source = self.title if self.is_title(start) else self.text
-        return source[self.spans[start][0] : self.spans[end - 1][1]]
+        return source[self.span(start)[0] : self.span(end - 1)[1]]
 
     def places(self, scoring: Scoring) -> dict[tuple[int, int], tuple[str, str, float]]:
         """For every hit span: the folded term, its zone and the zone's weight."""
@@ -74,10 +81,16 @@ class _Doc:
         """Character bounds of the sentence holding `word` in its field."""
         if self.is_title(word):
             return 0, len(self.title)
+        at = self.span(word)[0]
         if self._bounds is None:
-            found = (m.end() for m in _SENTENCE_END.finditer(self.text))
-            self._bounds = [0, *found, len(self.text)]
-        i = bisect.bisect_right(self._bounds, self.spans[word][0]) - 1
+            self._bounds, self._ends_left = [0], _SENTENCE_END.finditer(self.text)
+        while self._bounds[-1] <= at and self._ends_left is not None:
+            end = next(self._ends_left, None)
+            self._bounds.append(len(self.text) if end is None else end.end())
+            self._ends_left = None if end is None else self._ends_left
+        if self._bounds[-1] <= at:
+            self._bounds.append(len(self.text))
+        i = bisect.bisect_right(self._bounds, at) - 1
         return self._bounds[i], self._bounds[i + 1]
 
     def evidence(self, span: tuple[int, int]) -> tuple[tuple[str, int, bool], Evidence]:
@@ -87,8 +100,8 @@ class _Doc:
             term, in_title = self.surface(start, end), self.is_title(start)
             lo, hi = self.sentence(start)
             source = self.title if in_title else self.text
-            at = self.spans[start][0]
-            snippet = _trim(source[lo:hi].strip(), at - lo, self.spans[end - 1][1] - at)
+            at = self.span(start)[0]
+            snippet = _trim(source[lo:hi].strip(), at - lo, self.span(end - 1)[1] - at)
             item = Evidence(term, "title" if in_title else "text", snippet)
             self._evidence[span] = ((term.casefold(), lo, in_title), item)
         return self._evidence[span]
@@ -106,11 +119,13 @@ def _read_doc(topics: TopicSet, title: str, text: str, language: str | None) -> 
     """The article's words and term hits; word offsets wait until evidence needs them (most
     articles match no topic)."""
     in_title = terms.WORD_RE.findall(terms.straighten(title))
-    words = [*in_title, SEP, *terms.WORD_RE.findall(terms.straighten(text))]
+    parts = terms.WORD_SPLIT_RE.split(terms.straighten(text))
+    words = [*in_title, SEP, *parts[1::2]]
     folded = terms.fold_all(words)
     lang = effective_language(language, folded)
     found = topics.table.find(words, folded, lang)
-    return _Doc(title, text, words, folded, te.Hits(found, len(in_title)), language=lang)
+    hits = te.Hits(found, len(in_title))
+    return _Doc(title, text, words, folded, hits, language=lang, _parts=parts)
 
 
 def _word_spans(field: str) -> list[tuple[int, int]]:

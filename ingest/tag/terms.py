@@ -7,6 +7,7 @@ The query tree that names these terms is in `ingest.tag.query`; see docs/topics.
 from __future__ import annotations
 
 import bisect
+import operator
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ import ahocorasick
 import regex
 
 WORD_RE = regex.compile(r"\w+")
+WORD_SPLIT_RE = regex.compile(r"(\w+)")  # separators and words, alternating: offsets by adding lengths
 APOSTROPHES = str.maketrans({"\u02bc": "'", "\u2019": "'"})  # same length: offsets hold
 _EXTRA_FOLD = str.maketrans({"ł": "l", "ø": "o", "đ": "d", "ħ": "h", "ı": "i", "æ": "ae"})
 _FOLD_CACHE: dict[str, str] = {}
@@ -152,7 +154,8 @@ class TermTable:
         self, words: Sequence[str], folded: Sequence[str], language: str | None
     ) -> dict[int, list[tuple[int, int]]]:
         """Term id -> word spans, running the automaton over ' w1 w2 … ' once."""
-        starts = list(accumulate((len(w) + 1 for w in folded), initial=0))  # where each ' w' begins
+        before = accumulate(map(len, folded), initial=0)  # letters before each word
+        starts = list(map(operator.add, before, range(len(folded) + 1)))  # where each ' w' begins
         active, n = self.active(language), len(words)
         found: dict[int, list[tuple[int, int]]] = {}
         for end, (length, entries) in self.automaton.iter(" " + " ".join(folded) + " "):
