@@ -176,3 +176,10 @@ def test_topics_list_prints_one_row_per_topic_or_json(monkeypatch: pytest.Monkey
     code, out = run("list", "--json")
     [row] = [orjson.loads(line) for line in out.splitlines()]
     assert (row["slug"], row["query"], row["min_score"]) == ("libraries", "@library", 2.0)
+
+
+def test_topics_test_scores_the_file_in_use_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NEWSWIRE_TOPICS", str(TOPICS))
+    in_use = run("test", "--labels", str(LABELS))
+    assert in_use == run("test", "--labels", str(LABELS), "--topics", str(TOPICS))
+    assert in_use[1].startswith("topic\tlabelled")
