@@ -10,6 +10,8 @@ from typing import Any, TextIO
 from rich.console import Console
 from rich.table import Table
 
+SHORT_COLUMN = 24  # characters
+
 
 def print_table(
     headers: Sequence[str],
@@ -19,15 +21,19 @@ def print_table(
     out: TextIO | None = None,
 ) -> None:
     out = out or sys.stdout
+    cells = [[cell_text(c) for c in row] for row in rows]
     if out.isatty():
-        table = Table(*headers, title=title, title_justify="left")
-        for row in rows:
-            table.add_row(*(cell_text(c) for c in row))
+        table = Table(title=title, title_justify="left")
+        for i, header in enumerate(headers):  # short columns never wrap: long ones give way
+            widest = max((len(row[i]) for row in cells), default=0)
+            table.add_column(header, no_wrap=widest <= SHORT_COLUMN)
+        for row in cells:
+            table.add_row(*row)
         Console(file=out).print(table)
         return
     out.write("\t".join(headers) + "\n")
-    for row in rows:
-        out.write("\t".join(cell_text(c).replace("\t", " ").replace("\n", " ") for c in row) + "\n")
+    for row in cells:
+        out.write("\t".join(c.replace("\t", " ").replace("\n", " ") for c in row) + "\n")
 
 
 def cell_text(value: Any) -> str:
