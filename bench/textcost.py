@@ -37,8 +37,10 @@ from bench.corpus_web import CORPUS, load_corpus, vary_text  # noqa: E402
 from ingest.dedup import identity as dedup  # noqa: E402
 from ingest.dedup import story  # noqa: E402
 from ingest.extract.article import ExtractionError, extract_article  # noqa: E402
-from ingest.tag import query as tq  # noqa: E402
-from ingest.tag import topics as tag  # noqa: E402
+from ingest.tag import evaluate as te  # noqa: E402
+from ingest.tag import match as tag  # noqa: E402
+from ingest.tag import terms as tq  # noqa: E402
+from ingest.tag import topics as tagdefs  # noqa: E402
 
 TOPICS = ROOT / "config" / "topics.toml"
 LABELLED = [ROOT / "tests" / "data" / f for f in ("topics_labelled.jsonl", "stories_labelled.jsonl")]
@@ -143,7 +145,7 @@ def old_find(
     return found
 
 
-def old_read_doc(topics: tag.TopicSet, title: str, text: str, language: str | None) -> Any:
+def old_read_doc(topics: tagdefs.TopicSet, title: str, text: str, language: str | None) -> Any:
     in_title = list(tq.WORD_RE.finditer(title.translate(tq.APOSTROPHES)))
     in_text = list(tq.WORD_RE.finditer(text.translate(tq.APOSTROPHES)))
     words = [m.group() for m in in_title] + [tag.SEP] + [m.group() for m in in_text]
@@ -151,10 +153,10 @@ def old_read_doc(topics: tag.TopicSet, title: str, text: str, language: str | No
     folded = [tq.fold(w) for w in words]
     lang = language.split("-")[0].lower() if language else None
     found = old_find(topics.table, words, folded, lang)
-    return tag._Doc(title, text, words, folded, tq.Hits(found, len(in_title)), spans)
+    return tag._Doc(title, text, words, folded, te.Hits(found, len(in_title)), spans)
 
 
-def old_tag_article(topics: tag.TopicSet, *, title: str, text: str, language: str | None = None) -> Any:
+def old_tag_article(topics: tagdefs.TopicSet, *, title: str, text: str, language: str | None = None) -> Any:
     doc = old_read_doc(topics, title, text, language)
     matches = []
     for topic in topics.candidates(doc.hits.spans):
@@ -205,7 +207,7 @@ TAG = "tag_article (config/topics.toml)"
 PER_ARTICLE = (DEDUP, "story_terms", TAG)  # what one article pays: all three
 
 
-def jobs(topics: tag.TopicSet) -> dict[str, tuple[Job, Job]]:
+def jobs(topics: tagdefs.TopicSet) -> dict[str, tuple[Job, Job]]:
     """Name -> (before, now)."""
     return {
         "normalize_text": (lambda s: old_normalize_text(s.text), lambda s: dedup.normalize_text(s.text)),
@@ -262,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     samples = load_samples(args.corpus, args.dialects)
     checked = samples + labelled_samples() + [Sample(*row) for row in AWKWARD]
-    topics = tag.load_topics(TOPICS)
+    topics = tagdefs.load_topics(TOPICS)
     words = sum(len(s.text.split()) for s in samples) / len(samples)
     print(f"{len(samples)} articles (~{words:.0f} words), best of {args.rounds} rounds, CPU ms per article\n")
     print("| function | before | now | now/before | outputs differing |")

@@ -208,15 +208,18 @@ def topics() -> None:
 
 
 @topics.command("list")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per topic.")
 @click.pass_context
-def topics_list(ctx: click.Context) -> None:
-    views.print_topics(views.load_topic_set(load(ctx).topics_path))
+def topics_list(ctx: click.Context, as_json: bool) -> None:
+    """The topic definitions in use: slug, name, description."""
+    views.print_topics(views.load_topic_set(load(ctx).topics_path), as_json=as_json)
 
 
 @topics.command("explain")
 @click.argument("url_or_file")
 @click.pass_context
 def topics_explain(ctx: click.Context, url_or_file: str) -> None:
+    """Which topics one article gets and why: score, parts, evidence, the reason for each miss."""
     from newswire.single import explain_one  # noqa: PLC0415
 
     views.print_explanation(explain_one(load(ctx), url_or_file))
@@ -238,6 +241,46 @@ def topics_retag(ctx: click.Context, since: str, timeout: float) -> None:
     report = run_retag(load(ctx), since_s=seconds, timeout=timeout)
     click.echo(orjson.dumps(report).decode())
     sys.exit(0 if report.get("complete") else 3)
+
+
+TOPICS_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
+
+
+@topics.command("test")
+@click.option("--labels", type=TOPICS_FILE, required=True, help="Labelled items, JSON Lines.")
+@click.option("--topics", "topics_file", type=TOPICS_FILE, help="Topics file (default: the one in use).")
+@click.option("--fail-under", type=click.FloatRange(0, 1), help="Exit 1 if any topic's F1 is below this.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object: scores and errors.")
+@click.pass_context
+def topics_test(
+    ctx: click.Context, labels: Path, topics_file: Path | None, fail_under: float | None, as_json: bool
+) -> None:
+    """Score topic definitions on labelled items: P/R/F1 per topic, every error with its evidence."""
+    from newswire.topicedit import print_test, run_test  # noqa: PLC0415
+
+    report = run_test(topics_file or load(ctx).topics_path, labels)
+    print_test(report, as_json=as_json)
+    if fail_under is not None and any(s.f1 < fail_under for s in report.scores):
+        sys.exit(1)
+
+
+@topics.command("diff")
+@click.option("--topics", "draft", type=TOPICS_FILE, required=True, help="The draft topics file.")
+@click.option("--since", default="7d", show_default=True, help="How far back: 90m, 24h, 7d.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object: per-topic counts and changes.")
+@click.pass_context
+def topics_diff(ctx: click.Context, draft: Path, since: str, as_json: bool) -> None:
+    """Replay a draft over the articles still in the stream: per topic, which would enter or leave."""
+    from ingest.tag.retag import parse_duration  # noqa: PLC0415
+    from newswire.topicedit import print_diff, run_diff  # noqa: PLC0415
+
+    try:
+        seconds = parse_duration(since)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--since") from exc
+    with redis_client(load(ctx)) as (settings, client):
+        report = run_diff(settings, client, draft, seconds)
+    print_diff(report, as_json=as_json)
 
 
 @main.command()

@@ -16,6 +16,7 @@ from ingest.extract.article import ExtractionError, extract_article
 from ingest.fetch.http import Fetcher
 from ingest.models import Article, FeedEntry, PageFetch
 from ingest.pipeline import build_document, fetch_url
+from ingest.tag.match import terms_language
 from ingest.tag.topics import explain_article, load_topics
 from workers.context import fetch_options
 
@@ -56,5 +57,8 @@ def explain_one(settings: Settings, url_or_file: str) -> dict[str, Any]:
     page = read_page(settings, url_or_file)
     article = extract_from(page)
     topics = load_topics(settings.topics_path)
-    rows = explain_article(topics, title=article.title or "", text=article.text, language=article.language)
-    return {"url": page.final_url, "title": article.title, "language": article.language, "topics": rows}
+    title, language = article.title or "", article.language
+    rows = explain_article(topics, title=title, text=article.text, language=language)
+    lists = terms_language(title, article.text, language)  # the text's, when the page declares another
+    return {"url": page.final_url, "title": article.title, "language": language, "terms_language": lists,
+            "topics": rows}  # fmt: skip

@@ -19,6 +19,7 @@ from ingest.feeds.registry import RedisFeedRegistry
 from ingest.models import Feed
 from ingest.tag.topics import TopicError, TopicSet, load_topics
 from newswire.health import FeedRow, Snapshot, evaluate, feed_health
+from newswire.tables import print_table
 
 console = Console()
 FEED_FIELDS = (
@@ -78,11 +79,15 @@ def load_topic_set(path: Path) -> TopicSet:
         raise click.ClickException(str(exc)) from exc
 
 
-def print_topics(topics: TopicSet) -> None:
-    table = Table("slug", "name", "description")
-    for topic in topics.topics:
-        table.add_row(topic.slug, topic.name, topic.description)
-    console.print(table)
+def print_topics(topics: TopicSet, *, as_json: bool = False) -> None:
+    rows = [(t.slug, t.name, " ".join(t.description.split())) for t in topics.topics]
+    if as_json:
+        for t in topics.topics:
+            row = {"slug": t.slug, "name": t.name, "description": t.description, "query": t.query.strip(),
+                   "exclude": t.exclude, "min_score": t.min_score}  # fmt: skip
+            click.echo(orjson.dumps(row).decode())
+        return
+    print_table(("slug", "name", "description"), rows)
 
 
 def print_explanation(report: dict[str, Any]) -> None:
