@@ -14,7 +14,7 @@ import redis
 
 from config.logs import configure_logging
 from config.settings import Settings, SettingsError, load_settings
-from ingest.feeds.registry import (
+from ingest.feeds.feedsfile import (
     FeedsFileError,
     add_feeds_to_file,
     load_feeds_file,

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from ingest import keys
+from ingest.feeds.feedsfile import FeedsFileError, load_feeds_file
 from ingest.feeds.poll import register_feeds
-from ingest.feeds.registry import FeedsFileError, load_feeds_file
 from ingest.streams.retention import maintain_streams, retention_policy
 from workers.context import WorkerContext
 

@@ -21,15 +21,9 @@ from datetime import datetime
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 
+from ingest.feeds.feedsfile import FeedsFileError, replace_feed_url_in_file
 from ingest.feeds.parse import FeedParseError, parse_feed
-from ingest.feeds.registry import (
-    FeedsFileError,
-    RedisFeedRegistry,
-    SyncResult,
-    apply_moves,
-    replace_feed_url_in_file,
-    unseen_in,
-)
+from ingest.feeds.registry import RedisFeedRegistry, SyncResult, apply_moves, unseen_in
 from ingest.feeds.schedule import PollTiming, RedisSchedule, next_delay
 from ingest.fetch.http import Fetcher, FetchError, FetchResult
 from ingest.fetch.politeness import HostBusy, PoliteFetcher

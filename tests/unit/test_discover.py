@@ -9,7 +9,7 @@ import orjson
 import pytest
 
 from ingest.feeds.discover import DiscoveryError, NotAFeedError, discover_feed, feed_links
-from ingest.feeds.registry import load_feeds_file
+from ingest.feeds.feedsfile import load_feeds_file
 from ingest.fetch.http import Fetcher, FetchOptions, parse_allowed_networks
 from newswire.demo.server import SiteServer
 from tests.conftest import run_cli
