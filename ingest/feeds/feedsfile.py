@@ -18,14 +18,39 @@ from xml.etree import ElementTree as ET
 
 import orjson
 
-from ingest.models import Feed
+from ingest.extract.profile import selector_problem
+from ingest.models import ExtractRules, Feed, FetchProfile
 
-FEED_KEYS = frozenset({"url", "name", "interval", "enabled", "robots"})
+FEED_KEYS = frozenset(
+    {"url", "name", "interval", "enabled", "robots", "kind", "headers", "user_agent", "cookies", "proxy",
+     "extract"}
+)  # fmt: skip
+KINDS = ("feed", "sitemap")
+EXTRACT_KEYS = frozenset({"selector", "remove"})
+PROXY_SCHEMES = ("http", "https", "socks5", "socks5h")
+# headers the fetcher owns, or that have their own key
+RESERVED_HEADERS = {
+    "host": "is set from the URL", "content-length": "is set by the client",
+    "transfer-encoding": "is set by the client", "connection": "is managed by the client",
+    "accept-encoding": "is what the fetcher can undo", "te": "is managed by the client",
+    "upgrade": "is managed by the client", "proxy-authorization": "comes from the proxy URL",
+    "cookie": "has its own key: cookies", "user-agent": "has its own key: user_agent",
+}  # fmt: skip
+TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")  # RFC 9110 token: header and cookie names
+COOKIE_VALUE = re.compile(r"^[\x21\x23-\x2b\x2d-\x3a\x3c-\x5b\x5d-\x7e]*$")  # RFC 6265 cookie-octet
 URL_LINE = re.compile(r"(?m)^(\s*url\s*=\s*).*$")
 
 
 class FeedsFileError(ValueError):
     """The feeds file is missing or invalid; the message names the file and the entry."""
+
+
+class FeedKeyError(ValueError):
+    """One key of one feed is wrong: `key` is its dotted name (`extract.selector`, `headers.X-Api`)."""
+
+    def __init__(self, key: str, problem: str) -> None:
+        super().__init__(f"{key}: {problem}")
+        self.key = key
 
 
 def load_feeds_file(path: Path) -> list[Feed]:
@@ -58,10 +83,110 @@ def feed_from_table(item: dict[str, Any], name: str, index: int) -> Feed:
     for flag in ("enabled", "robots"):
         if not isinstance(item.get(flag, True), bool):
             raise FeedsFileError(f"{name}: feed #{index} ({url}): {flag} must be true or false")
+    try:
+        kind, fetch, extract = read_kind(item), read_profile(item), read_extract(item.get("extract"))
+    except FeedKeyError as exc:
+        raise FeedsFileError(f"{name}: feed #{index} ({url}): {exc}") from exc
     return Feed(
         url=url, name=item.get("name"), interval=interval, enabled=item.get("enabled", True),
-        robots=item.get("robots", True),
+        robots=item.get("robots", True), kind=kind, fetch=fetch, extract=extract,
     )  # fmt: skip
+
+
+def read_kind(item: dict[str, Any]) -> str | None:
+    kind = item.get("kind")
+    if kind is not None and kind not in KINDS:
+        raise FeedKeyError("kind", f"must be one of {', '.join(map(repr, KINDS))}, got {kind!r}")
+    return kind if isinstance(kind, str) else None
+
+
+def read_profile(item: dict[str, Any]) -> FetchProfile:
+    """headers, user_agent, cookies and proxy, each checked (FeedKeyError names the key)."""
+    headers = read_pairs(item.get("headers"), "headers", header_problem)
+    cookies = read_pairs(item.get("cookies"), "cookies", cookie_problem)
+    user_agent = item.get("user_agent")
+    if user_agent is not None and (not isinstance(user_agent, str) or not user_agent.strip()
+                                   or has_line_break(user_agent)):  # fmt: skip
+        raise FeedKeyError("user_agent", "must be a non-empty string on one line")
+    proxy = item.get("proxy")
+    if proxy is not None:
+        check_proxy(proxy)
+    return FetchProfile(headers=headers, user_agent=user_agent, cookies=cookies, proxy=proxy)
+
+
+def read_pairs(table: object, key: str, problem_of: Any) -> tuple[tuple[str, str], ...]:
+    if table is None:
+        return ()
+    if not isinstance(table, dict):
+        raise FeedKeyError(key, 'must be a table of names to strings, e.g. { "X-Name" = "value" }')
+    pairs = []
+    for name, value in table.items():
+        if not isinstance(value, str):
+            raise FeedKeyError(f"{key}.{name}", f"must be a string, got {type(value).__name__}")
+        problem = problem_of(name, value)
+        if problem:
+            raise FeedKeyError(f"{key}.{name}", problem)
+        pairs.append((name, value))
+    return tuple(pairs)
+
+
+def header_problem(name: str, value: str) -> str | None:
+    if not TOKEN.match(name):
+        return "is not a valid header name"
+    if name.lower() in RESERVED_HEADERS:
+        return f"cannot be set here: it {RESERVED_HEADERS[name.lower()]}"
+    return "must be on one line" if has_line_break(value) else None
+
+
+def cookie_problem(name: str, value: str) -> str | None:
+    if not TOKEN.match(name):
+        return "is not a valid cookie name"
+    if COOKIE_VALUE.match(value):
+        return None
+    return "has characters a cookie value cannot hold (; , space, quotes)"
+
+
+def has_line_break(value: str) -> bool:
+    return "\r" in value or "\n" in value or "\x00" in value
+
+
+def check_proxy(proxy: object) -> None:
+    """An http(s) or socks5 proxy URL with a host and port; the message never repeats a password."""
+    if not isinstance(proxy, str):
+        raise FeedKeyError("proxy", "must be a URL string")
+    try:
+        parts = urlsplit(proxy)
+        port = parts.port
+    except ValueError as exc:
+        raise FeedKeyError("proxy", "is not a valid URL (bad port?)") from exc
+    if parts.scheme not in PROXY_SCHEMES:
+        raise FeedKeyError("proxy", f"scheme must be one of {', '.join(PROXY_SCHEMES)}, got {parts.scheme!r}")
+    if not parts.hostname or port is None:
+        raise FeedKeyError("proxy", "needs a host and a port, e.g. socks5://127.0.0.1:1080")
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise FeedKeyError("proxy", "must be scheme://[user:password@]host:port, without a path")
+
+
+def read_extract(table: object) -> ExtractRules:
+    if table is None:
+        return ExtractRules()
+    if not isinstance(table, dict):
+        raise FeedKeyError("extract", "must be a table: extract.selector and/or extract.remove")
+    unknown = set(table) - EXTRACT_KEYS
+    if unknown:
+        raise FeedKeyError("extract", f"unknown key(s) {sorted(unknown)} (known: selector, remove)")
+    selector = table.get("selector")
+    if selector is not None and (problem := selector_problem(selector)):
+        raise FeedKeyError("extract.selector", problem)
+    remove = table.get("remove", [])
+    if isinstance(remove, str):
+        remove = [remove]
+    if not isinstance(remove, list):
+        raise FeedKeyError("extract.remove", "must be a list of CSS selectors")
+    for n, item in enumerate(remove, start=1):
+        if problem := selector_problem(item):
+            raise FeedKeyError(f"extract.remove[{n}]", problem)
+    return ExtractRules(selector=selector, remove=tuple(remove))
 
 
 def parse_opml(data: bytes, name: str = "feeds.opml") -> list[Feed]:
@@ -100,6 +225,8 @@ def render_feed_toml(feed: Feed) -> str:
         lines.append("enabled = false")
     if not feed.robots:
         lines.append("robots = false")
+    if feed.kind:
+        lines.append(f"kind = {toml_str(feed.kind)}")
     return "\n".join(lines) + "\n"
 
 

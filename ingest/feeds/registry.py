@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import orjson
@@ -21,7 +21,7 @@ import redis
 
 from ingest import keys, lua
 from ingest.feeds.feedsfile import unique_feeds
-from ingest.models import Feed
+from ingest.models import ExtractRules, Feed, FetchProfile
 
 DIGEST_BYTES = 6  # per remembered entry; 48 bits keep false "seen" matches below 1e-12 per entry
 SEEN_MIN = 32  # a feed remembers at least this many entry keys, and twice its current entries
@@ -29,6 +29,13 @@ SEEN_MIN = 32  # a feed remembers at least this many entry keys, and twice its c
 
 def feed_hash(url: str) -> str:
     return hashlib.sha1(url.encode(), usedforsecurity=False).hexdigest()[:16]
+
+
+def hub_signature(hub: str | None, topic: str | None) -> str:
+    """A short stand-in for the advertised hub and topic in the feed's state ("-" for none)."""
+    if not hub:
+        return "-"
+    return hashlib.sha1(f"{hub} {topic}".encode(), usedforsecurity=False).hexdigest()[:12]
 
 
 def entry_digest(key: str) -> bytes:
@@ -77,6 +84,8 @@ class RedisFeedRegistry:
         if removed:
             pipe.hdel(self.key, *removed)
             pipe.delete(*[k for url in removed for k in (self.state_key(url), self.seen_key(url))])
+            pipe.hdel(keys.websub_hubs(self.prefix), *removed)
+            pipe.sadd(keys.websub_todo(self.prefix), *removed)  # a subscription of theirs ends
         pipe.execute()
         return SyncResult(added=tuple(sorted(set(wanted) - current)), removed=removed)
 
@@ -144,16 +153,40 @@ class RedisFeedRegistry:
         """True for each entry key this feed never yielded before (or long enough ago to be forgotten)."""
         return unseen_in(self.read(url)[1], keys) if keys else []
 
-    def remember_entries(self, url: str, keys: list[str]) -> int:
+    def remember_entries(self, url: str, keys: list[str], *, keep_all: bool = False) -> int:
         """Remember the keys of the feed's current entries; returns how many are remembered.
 
         Keys that drop out of the feed are kept, oldest forgotten first, up to
-        `seen_capacity`, so an entry that drops out and comes back is not new again."""
+        `seen_capacity`, so an entry that drops out and comes back is not new again.
+        `keep_all` (a pushed document, which may hold only the newest entries): nothing
+        remembered before is forgotten to make room."""
         if not keys:
             return 0
         digests = [entry_digest(k) for k in keys]
-        args: list[bytes | int] = [DIGEST_BYTES, seen_capacity(len(set(digests))), *digests]
+        capacity = seen_capacity(len(set(digests)))
+        if keep_all:
+            capacity += int(self.client.strlen(self.seen_key(url))) // DIGEST_BYTES
+        args: list[bytes | int] = [DIGEST_BYTES, capacity, *digests]
         return int(self._remember(keys=[self.seen_key(url)], args=args))
+
+    def note_hub(self, url: str, hub: str | None, topic: str | None) -> None:
+        """The WebSub hub (and topic) the feed advertises now, None when it stopped advertising one;
+        the feed is queued for the beat to (re)consider its subscription."""
+        pipe = self.client.pipeline()
+        if hub and topic:
+            pipe.hset(keys.websub_hubs(self.prefix), url, f"{hub} {topic}")
+        else:
+            pipe.hdel(keys.websub_hubs(self.prefix), url)
+        pipe.hset(self.state_key(url), "hub_sig", hub_signature(hub, topic))
+        pipe.sadd(keys.websub_todo(self.prefix), url)
+        pipe.execute()
+
+    def advertised_hub(self, url: str) -> tuple[str, str] | None:
+        raw = self.client.hget(keys.websub_hubs(self.prefix), url)
+        if not raw:
+            return None
+        hub, _, topic = raw.decode().partition(" ")
+        return hub, topic
 
     def forget_entries(self, url: str) -> None:
         self.client.delete(self.seen_key(url), self.state_key(url))
@@ -172,8 +205,7 @@ class RedisFeedRegistry:
 
 def apply_moves(feeds: list[Feed], moves: dict[str, str]) -> list[Feed]:
     """The feeds file as polling knows it: feeds that moved at their new URL."""
-    moved = [Feed(**{**feed_fields(f), "url": follow_moves(f.url, moves)}) for f in feeds]
-    return unique_feeds(moved)
+    return unique_feeds([replace(f, url=follow_moves(f.url, moves)) for f in feeds])
 
 
 def follow_moves(url: str, moves: dict[str, str]) -> str:
@@ -185,8 +217,14 @@ def follow_moves(url: str, moves: dict[str, str]) -> str:
 
 
 def feed_fields(feed: Feed) -> dict[str, Any]:
+    """A feed's config as JSON-ready values (the profile as lists and dicts, empty parts left out)."""
+    profile = feed.fetch
+    fetch = {"headers": [list(h) for h in profile.headers], "user_agent": profile.user_agent,
+             "cookies": [list(c) for c in profile.cookies], "proxy": profile.proxy}  # fmt: skip
+    extract = {"selector": feed.extract.selector, "remove": list(feed.extract.remove)}
     return {"url": feed.url, "name": feed.name, "interval": feed.interval, "enabled": feed.enabled,
-            "robots": feed.robots}  # fmt: skip
+            "robots": feed.robots, "kind": feed.kind, "fetch": {k: v for k, v in fetch.items() if v},
+            "extract": {k: v for k, v in extract.items() if v}}  # fmt: skip
 
 
 def encode_feed(feed: Feed) -> bytes:
@@ -198,7 +236,16 @@ def encode_feed(feed: Feed) -> bytes:
 def decode_feed(url: str, raw: bytes) -> Feed:
     data = orjson.loads(raw)
     data.pop("url", None)  # written by older versions
-    return Feed(url=url, **{k: data.get(k, DEFAULTS[k]) for k in DEFAULTS})
+    values = {k: data.get(k, DEFAULTS[k]) for k in DEFAULTS}
+    fetch, extract = values.pop("fetch"), values.pop("extract")
+    profile = FetchProfile(
+        headers=tuple((k, v) for k, v in fetch.get("headers", [])), user_agent=fetch.get("user_agent"),
+        cookies=tuple((k, v) for k, v in fetch.get("cookies", [])), proxy=fetch.get("proxy"),
+    )  # fmt: skip
+    rules = ExtractRules(selector=extract.get("selector"), remove=tuple(extract.get("remove", [])))
+    return Feed(url=url, **values, fetch=profile, extract=rules)
 
 
-DEFAULTS: dict[str, Any] = {"name": None, "interval": None, "enabled": True, "robots": True}
+DEFAULTS: dict[str, Any] = {
+    "name": None, "interval": None, "enabled": True, "robots": True, "kind": None, "fetch": {}, "extract": {},
+}  # fmt: skip
