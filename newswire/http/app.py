@@ -18,6 +18,7 @@ from starlette.routing import BaseRoute, Route
 
 from config.settings import Settings
 from newswire.http.auth import BearerTokens
+from newswire.http.websub import websub_routes
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,7 @@ def health_routes(ctx: HttpContext) -> list[BaseRoute]:
     return [Route("/healthz", healthz)]
 
 
-ROUTE_GROUPS = (health_routes,)  # each feature appends its group here
+ROUTE_GROUPS = (health_routes, websub_routes)  # each feature appends its group here
 
 
 def create_app(ctx: HttpContext) -> Starlette:
