@@ -114,6 +114,8 @@ def poll_feed(
     report = pick_new(report, seen, (options or PollOptions()).max_new)
     if report.outcome == "ok" and hub_signature(*hub_parts(report.hub)) != state.get("hub_sig", "-"):
         report = replace(report, hub_changed=True)
+    if report.outcome == "ok":  # with a backlog, the next poll reads the document again (no 304)
+        update.fields["backlog"] = report.left_over or None
     if report.left_over:
         update.timing = replace(update.timing, backlog=True)
     update.timing = replace(update.timing, pushed=state.get("websub") == "live")
@@ -221,7 +223,7 @@ def fetch_and_parse(
         hint_s=int(state.get("hint_s") or 0) or None,
         items_per_day=float(state.get("items_per_day") or 0) or None,
     )
-    headers = conditional_headers(state)
+    headers = {} if state.get("backlog") else conditional_headers(state)
     try:
         result = fetcher.get(feed.url, headers=headers, accept=FEED_ACCEPT, profile=feed.fetch, unzip=True)
     except FetchError as exc:
@@ -281,7 +283,7 @@ def parse_ok(
     has_validators = bool(validators["etag"] or validators["last_modified"])
     body_hash = None if has_validators else hashlib.sha1(result.body, usedforsecurity=False).hexdigest()[:16]
     fields: dict[str, object] = {**validators, "body_hash": body_hash, "consecutive_errors": None}
-    if body_hash is not None and state.get("body_hash") == body_hash:
+    if body_hash is not None and state.get("body_hash") == body_hash and not state.get("backlog"):
         return PollReport(feed.url, "not_modified"), StateUpdate(fields, timing)
     errors = int(state.get("consecutive_errors") or 0)
     if feed.kind == "sitemap" or (feed.kind is None and sitemap.is_sitemap(result.body)):
