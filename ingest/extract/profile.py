@@ -29,6 +29,7 @@ BLOCKS = frozenset(
 )
 MAX_SELECTOR_CHARS = 500
 SPACES = re.compile(r"[ \t\r\f\v]+")
+LINE_BREAKS = re.compile(r"\s+")
 
 
 def selector_problem(selector: object) -> str | None:
@@ -89,6 +90,11 @@ def body_text(elements: list[HtmlElement]) -> str:
     return "\n".join(line for line in lines if line)
 
 
+def inline(text: str | None) -> str:
+    """Text as a browser lays it out inline: any run of whitespace, line breaks included, is a space."""
+    return LINE_BREAKS.sub(" ", text) if text else ""
+
+
 def collect_text(element: HtmlElement, parts: list[str]) -> None:
     tag = element.tag if isinstance(element.tag, str) else ""
     if tag in SKIPPED:
@@ -96,9 +102,9 @@ def collect_text(element: HtmlElement, parts: list[str]) -> None:
     block = tag in BLOCKS or tag == "br"
     if block:
         parts.append("\n")
-    parts.append(element.text or "")
+    parts.append(inline(element.text))
     for child in element:
         collect_text(child, parts)
-        parts.append(child.tail or "")
+        parts.append(inline(child.tail))
     if block:
         parts.append("\n")
