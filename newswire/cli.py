@@ -138,14 +138,15 @@ def feeds_add(
     """Add a feed or sitemap; a site's page is resolved to the feed it announces (<link rel=alternate>)
     and its news sitemap (robots.txt, common paths), or its best sitemap when it has no feed."""
     settings = load(ctx)
-    found = [(url, None)] if no_discover else discover(settings, url)
-    wanted = [Feed(u, name, interval, robots=not no_robots, kind=kind) for u, kind in found]
+    found = [(url, "")] if no_discover else discover(settings, url)
+    kinds = {u: ("sitemap" if "sitemap" in label else None) for u, label in found}
+    wanted = [Feed(u, name, interval, robots=not no_robots, kind=kinds[u]) for u, _ in found]
     added = {f.url for f in edit_feeds(lambda: add_feeds_to_file(settings.feeds_path, wanted))}
     where = settings.feeds_path
-    for feed in wanted:
-        what = f" ({feed.kind})" if feed.kind else ""
+    for source, label in found:
+        what = f" ({label})" if label else ""
         click.echo(
-            f"added {feed.url}{what} to {where}" if feed.url in added else f"{feed.url} is already in {where}"
+            f"added {source}{what} to {where}" if source in added else f"{source} is already in {where}"
         )
 
 
