@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 import pytest
@@ -19,9 +20,15 @@ import uvicorn
 from config.settings import Settings
 from ingest import keys
 from ingest.feeds import websub
+from ingest.feeds.hints import link_header
+from ingest.feeds.poll import commit_push, poll_feed, push_report
+from ingest.feeds.registry import RedisFeedRegistry
+from ingest.feeds.schedule import BACKSTOP_S
 from ingest.feeds.websub import RedisWebSub, Subscription
 from ingest.fetch.http import Fetcher, FetchOptions, parse_allowed_networks
+from ingest.models import Feed
 from ingest.ops.progress import RedisStats
+from newswire.demo.server import SiteServer
 from newswire.http.app import HttpContext, create_app
 from newswire.redisd import EmbeddedRedis, free_port
 from tests.websub_hub import Forger, Hub
@@ -225,3 +232,39 @@ def test_a_hub_on_a_blocked_address_is_not_asked(service: Service) -> None:
         record = service.store.for_feed(FEED)
         assert record is not None
         assert record.state == "failed"
+
+
+def test_a_hub_is_read_from_the_feed_or_its_link_header_and_a_subscribed_feed_is_polled_rarely(
+    tmp_path: Path, redis_client: redis.Redis, prefix: str
+) -> None:
+    assert link_header('<https://hub.test/>; rel="hub", <https://x.test/feed>; rel=self') == {
+        "hub": "https://hub.test/",
+        "self": "https://x.test/feed",
+    }
+    registry = RedisFeedRegistry(redis_client, prefix)
+    with (
+        SiteServer(tmp_path) as site,
+        Fetcher(FetchOptions(allowed_networks=parse_allowed_networks("127.0.0.0/8"))) as fetcher,
+    ):
+        plain = BODY.replace(b"<title>Pushed</title>", b"<title>Plain</title>")
+        site.set_route("/rss.xml", body=plain, headers={"Link": '<http://127.0.0.1:9/hub>; rel="hub"'})
+        feed = Feed(site.url("/rss.xml"))
+        registry.sync([feed])
+        report = poll_feed(feed, fetcher, registry)
+        assert report.hub is not None
+        assert (report.hub.hub, report.hub.topic) == (
+            "http://127.0.0.1:9/hub",
+            feed.url,
+        )  # topic: the URL polled
+        assert report.hub_changed
+        assert report.next_poll_s < BACKSTOP_S
+        registry.update_state(feed.url, {"websub": "live"})
+        assert poll_feed(feed, fetcher, registry).next_poll_s >= BACKSTOP_S * 0.9  # a backstop poll only
+
+        registry.remember_entries(feed.url, [f"old{n}" for n in range(40)])
+        pushed = push_report(feed, BODY, "application/rss+xml", registry)
+        assert [e.link for e in pushed.new_entries] == ["http://127.0.0.1:9/news/quay.html"]
+        commit_push(pushed, registry)
+        assert registry.unseen_entries(feed.url, ["old0", "old39"]) == [False, False]  # nothing forgotten
+        assert push_report(feed, BODY, "application/rss+xml", registry).new_entries == ()
+        assert push_report(feed, b"not a feed", "text/plain", registry).outcome == "parse"
