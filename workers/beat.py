@@ -42,8 +42,10 @@ def run_tick(ctx: WorkerContext, enqueue: Callable[[str], Any], now: float | Non
 
 
 def hand_out_websub(ctx: WorkerContext, now: float) -> int:
-    """One `ingest.websub_request` per feed whose subscription needs a request (off without a public URL)."""
+    """One `ingest.websub_request` per feed whose subscription needs a request (off without a public URL:
+    what was queued for it is dropped)."""
     if not ctx.settings.public_url:
+        ctx.redis.delete(keys.websub_todo(ctx.settings.prefix))
         return 0
     urls = ctx.websub.due_feeds(now)
     for url in urls:
