@@ -31,7 +31,9 @@ def websub_request(feed_url: str) -> dict[str, Any]:
     action = websub.plan(
         feed is not None and feed.enabled, advertised, CTX.websub.for_feed(feed_url), time.time()
     )
-    if action != "none":
+    if action == "none":
+        CTX.websub.settle(feed_url)
+    else:
         fetcher = CTX.polite_fetcher(max_wait_s=FEED_WAIT_S)
         websub.run_plan(
             CTX.websub, fetcher, feed_url, action, advertised, public_url, CTX.settings.websub_lease_seconds

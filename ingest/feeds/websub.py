@@ -212,13 +212,18 @@ class RedisWebSub:
 
     def due_feeds(self, now: float, limit: int = DUE_BATCH) -> list[str]:
         """Feeds to look at now (hub changed, removed, renewal or retry due); each is pushed a
-        retry time ahead, so a lost task is looked at again."""
+        retry time ahead, so a lost task is looked at again (`settle` ends that)."""
         todo = self.client.spop(keys.websub_todo(self.prefix), limit) or []
         due = self.client.zrangebyscore(keys.websub_due(self.prefix), "-inf", now, start=0, num=limit)
         urls = sorted({u.decode() for u in [*todo, *due]})
         if urls:
-            self.client.zadd(keys.websub_due(self.prefix), dict.fromkeys(urls, now + RETRY_S), xx=True)
+            self.client.zadd(keys.websub_due(self.prefix), dict.fromkeys(urls, now + RETRY_S))
         return urls
+
+    def settle(self, feed_url: str) -> None:
+        """Nothing to do for this feed: without a subscription it needs no look again."""
+        if not self.client.hexists(keys.websub_feeds(self.prefix), feed_url):
+            self.client.zrem(keys.websub_due(self.prefix), feed_url)
 
     def state_key(self, feed_url: str) -> str:
         return keys.feed_state(self.prefix, feed_hash(feed_url))

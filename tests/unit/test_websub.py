@@ -268,3 +268,27 @@ def test_a_hub_is_read_from_the_feed_or_its_link_header_and_a_subscribed_feed_is
         assert registry.unseen_entries(feed.url, ["old0", "old39"]) == [False, False]  # nothing forgotten
         assert push_report(feed, BODY, "application/rss+xml", registry).new_entries == ()
         assert push_report(feed, b"not a feed", "text/plain", registry).outcome == "parse"
+
+
+def test_what_the_beat_is_handed_hub_changes_removals_renewals_and_retries(
+    redis_client: redis.Redis, prefix: str
+) -> None:
+    now = time.time()  # the record's expiry is real time
+    registry, store = RedisFeedRegistry(redis_client, prefix), RedisWebSub(redis_client, prefix)
+    registry.sync([Feed(FEED), Feed("https://other.test/rss")])
+    registry.note_hub(FEED, "https://hub.test/", FEED)
+    assert registry.advertised_hub(FEED) == ("https://hub.test/", FEED)
+    assert store.due_feeds(now) == [FEED]
+    assert store.due_feeds(now) == []  # handed out once; looked at again an hour later if nothing settles it
+    assert store.due_feeds(now + websub.RETRY_S) == [FEED]
+    store.settle(FEED)  # no subscription: nothing more to do
+    assert store.due_feeds(now + 10 * websub.RETRY_S) == []
+    record = store.create(FEED, "https://hub.test/", FEED)
+    store.asked(record, "subscribe", now)
+    assert store.verify(record.sub_id, "subscribe", FEED, 1000, now + 5)
+    assert store.due_feeds(now + 700) == []
+    assert store.due_feeds(now + 805) == [FEED]  # renewal due at 80% of the lease
+    registry.sync([Feed("https://other.test/rss")])  # the feed left the file
+    assert registry.advertised_hub(FEED) is None
+    assert store.due_feeds(now + 806) == [FEED]
+    assert websub.plan(False, None, store.for_feed(FEED), now + 806) == "unsubscribe"
