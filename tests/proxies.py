@@ -128,7 +128,7 @@ class Socks5Handler(socketserver.StreamRequestHandler):
         _, _command, _, kind = struct.unpack("!BBBB", self.rfile.read(4))
         host = self.read_address(kind)
         port = struct.unpack("!H", self.rfile.read(2))[0]
-        self.server.targets.append(f"{host}:{port}")
+        self.server.targets.append(f"{host}:{port}")  # before answering, as above
         with socket.create_connection((host, port), timeout=10) as upstream:
             self.wfile.write(b"\x05\x00\x00\x01" + socket.inet_aton("127.0.0.1") + struct.pack("!H", port))
             relay(self.connection, upstream)
@@ -138,9 +138,9 @@ class Socks5Handler(socketserver.StreamRequestHandler):
         user = self.rfile.read(self.rfile.read(1)[0]).decode()
         password = self.rfile.read(self.rfile.read(1)[0]).decode()
         ok = (user, password) == self.server.credentials
-        self.wfile.write(b"\x01\x00" if ok else b"\x01\x01")
-        if not ok:
+        if not ok:  # recorded before answering: the client may look as soon as it has the answer
             self.server.refused.append(user)
+        self.wfile.write(b"\x01\x00" if ok else b"\x01\x01")
         return ok
 
     def read_address(self, kind: int) -> str:
