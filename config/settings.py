@@ -246,6 +246,18 @@ class Settings:
         number(1, 720),
         "reports this close in time can share a `story_id`",
     )
+    sitemap_window_days: float = setting(
+        "NEWSWIRE_SITEMAP_WINDOW_DAYS", 2.0, number(0.01, 3650),
+        "a sitemap's URLs dated older than this are not fetched (`docs/sources.md`)",
+    )  # fmt: skip
+    sitemap_max_urls: int = setting(
+        "NEWSWIRE_SITEMAP_MAX_URLS", 1000, integer(1, 50_000),
+        "new URLs one poll of a source hands on; the rest follow a minute later",
+    )  # fmt: skip
+    websub_lease_seconds: int = setting(
+        "NEWSWIRE_WEBSUB_LEASE_SECONDS", 864000, integer(300, 365 * 86400),
+        "`hub.lease_seconds` asked of WebSub hubs (the hub decides; renewed at 80%)",
+    )  # fmt: skip
 
     @property
     def effective_broker_url(self) -> str:

@@ -189,6 +189,33 @@ def deliveries(prefix: str, task_id: str) -> str:
     return f"{prefix}:deliveries:{task_id}"
 
 
+# --- WebSub (ingest/feeds/websub.py) ----------------------------------------------------------
+
+
+def websub_sub(prefix: str, sub_id: str) -> str:
+    return f"{prefix}:websub:sub:{sub_id}"
+
+
+def websub_feeds(prefix: str) -> str:
+    return f"{prefix}:websub:feeds"
+
+
+def websub_hubs(prefix: str) -> str:
+    return f"{prefix}:websub:hubs"
+
+
+def websub_due(prefix: str) -> str:
+    return f"{prefix}:websub:due"
+
+
+def websub_todo(prefix: str) -> str:
+    return f"{prefix}:websub:todo"
+
+
+def push_body(prefix: str, push_id: str) -> str:
+    return f"{prefix}:push:{push_id}"
+
+
 NOT_BUILDERS = frozenset({"stream_prefix", "families"})
 BUILDERS: tuple[Callable[..., str], ...] = tuple(
     value

@@ -18,15 +18,83 @@ def iso_utc(stamp: float) -> str:
     return datetime.fromtimestamp(stamp, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def mask_secret_url(url: str) -> str:
+    """A URL with its password (a proxy's credentials, say) replaced by ***."""
+    scheme, sep, rest = url.partition("://")
+    userinfo, at, host = rest.rpartition("@")
+    if not at or ":" not in userinfo:
+        return url
+    return f"{scheme}{sep}{userinfo.split(':', 1)[0]}:***@{host}"
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class FetchProfile:
+    """How one source wants to be fetched (the feeds file's headers, user_agent, cookies, proxy).
+
+    Its repr (and `masked`) never shows cookie values or proxy credentials."""
+
+    headers: tuple[tuple[str, str], ...] = ()
+    user_agent: str | None = None
+    cookies: tuple[tuple[str, str], ...] = ()
+    proxy: str | None = None  # http://, https://, socks5://, socks5h:// (user:password@ allowed)
+
+    def __bool__(self) -> bool:
+        return bool(self.headers or self.user_agent or self.cookies or self.proxy)
+
+    def masked(self) -> dict[str, object]:
+        """For logs and status: header names and values, cookie names only, the proxy without its password."""
+        shown: dict[str, object] = {}
+        if self.headers:
+            shown["headers"] = dict(self.headers)
+        if self.user_agent:
+            shown["user_agent"] = self.user_agent
+        if self.cookies:
+            shown["cookies"] = {name: "***" for name, _ in self.cookies}
+        if self.proxy:
+            shown["proxy"] = mask_secret_url(self.proxy)
+        return shown
+
+    def __repr__(self) -> str:
+        return f"FetchProfile({self.masked()!r})"
+
+
+@dataclass(frozen=True, slots=True)
+class ExtractRules:
+    """The feeds file's extract.selector (CSS for the body, overrides trafilatura when it matches)
+    and extract.remove (CSS selectors dropped from the page first)."""
+
+    selector: str | None = None
+    remove: tuple[str, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.selector or self.remove)
+
+
 @dataclass(frozen=True, slots=True)
 class Feed:
-    """One registered feed, as configured by the user."""
+    """One registered source (a feed or a sitemap), as configured by the user."""
 
     url: str
     name: str | None = None
     interval: int | None = None  # seconds; None = adaptive
     enabled: bool = True
     robots: bool = True  # honour robots.txt for this feed's article pages
+    kind: str | None = None  # "feed" | "sitemap"; None = recognised from the content
+    fetch: FetchProfile = field(default_factory=FetchProfile)
+    extract: ExtractRules = field(default_factory=ExtractRules)
+
+
+@dataclass(frozen=True, slots=True)
+class Enclosure:
+    """A podcast, video or image attached to an entry (RSS enclosure, Atom rel=enclosure, JSON Feed
+    attachment)."""
+
+    url: str
+    type: str | None = None
+    length: int | None = None
+
+    def to_dict(self) -> dict[str, object]:
+        return {"url": self.url, "type": self.type, "length": self.length}
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,14 +111,22 @@ class FeedEntry:
     published_at: str | None = None  # ISO 8601 UTC
     guid: str | None = None
     source: str | None = None  # the feed's title
+    enclosures: tuple[Enclosure, ...] = ()
+    language: str | None = None  # what the source says (a news sitemap's news:language)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        if not self.enclosures:
+            del data["enclosures"]  # most entries have none: messages stay as they were
+        if self.language is None:
+            del data["language"]
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> FeedEntry:
         values = dict(data)
         values["authors"] = tuple(values.get("authors") or ())
+        values["enclosures"] = tuple(Enclosure(**e) for e in values.get("enclosures") or ())
         return cls(**values)
 
 
@@ -62,6 +138,8 @@ class FeedPage:
     entries: tuple[FeedEntry, ...]
     ttl_s: int | None = None  # <ttl> or sy:updatePeriod/Frequency, in seconds
     bozo: str | None = None  # why the XML was not well-formed, if it was not
+    hub: str | None = None  # a WebSub hub the feed advertises (<link rel="hub">)
+    self_url: str | None = None  # the feed's own URL as it says (<link rel="self">): the WebSub topic
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +218,7 @@ class Document:
     extraction: str
     schema_version: int = SCHEMA_VERSION
     extra: dict[str, Any] = field(default_factory=dict)
+    enclosures: tuple[Enclosure, ...] = ()  # optional in the document: only written when there are some
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -161,5 +240,6 @@ class Document:
             "content_hash": self.content_hash,
             "extraction": self.extraction,
             "schema_version": self.schema_version,
+            **({"enclosures": [e.to_dict() for e in self.enclosures]} if self.enclosures else {}),
             **self.extra,
         }

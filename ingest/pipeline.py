@@ -16,9 +16,10 @@ from datetime import datetime
 from ingest.dedup.decide import PublishOutcome, Submission
 from ingest.dedup.identity import article_id, canonical_url, content_hash, same_site
 from ingest.extract.article import ExtractionError, choose_article, extract_article
+from ingest.extract.profile import apply_rules
 from ingest.fetch.http import Fetcher, FetchError
 from ingest.fetch.politeness import PoliteFetcher
-from ingest.models import Article, Document, FeedEntry, PageFetch, iso_utc
+from ingest.models import Article, Document, ExtractRules, FeedEntry, PageFetch, iso_utc
 from ingest.streams.publish import RedisStreamSink
 from ingest.tag.topics import TopicSet, tag_article
 
@@ -53,14 +54,20 @@ def fetch_url(url: str, fetcher: Fetcher | PoliteFetcher) -> PageFetch:
     return PageFetch(result.text(), result.final_url)
 
 
-def extract_page(page: PageFetch) -> Article | None:
+def extract_page(page: PageFetch, rules: ExtractRules | None = None) -> Article | None:
+    """The article on a page; a source's `extract.remove` and `extract.selector` first
+    (`ingest/extract/profile.py`): a matching selector's text is the body."""
     if page.html is None or page.final_url is None:
         return None
+    html, selected = apply_rules(page.html, rules) if rules else (page.html, None)
     try:
-        return extract_article(page.html, page.final_url)
+        article = extract_article(html, page.final_url)
     except ExtractionError as exc:
+        if selected:
+            return Article(text=selected)
         log.info("extraction found no body: %s", exc, extra={"stage": "extract"})
         return None
+    return replace(article, text=selected) if selected else article
 
 
 def build_document(
@@ -78,8 +85,8 @@ def build_document(
         source=chosen.site_name or entry.source, title=title, text=chosen.text,
         summary=summarize(entry, chosen), authors=chosen.authors or entry.authors,
         published_at=chosen.published_at or entry.published_at, fetched_at=iso_utc(fetched_at),
-        language=chosen.language, topics=matches, story_id=doc_id, duplicate_of=None,
-        content_hash=content_hash(chosen.text), extraction=chosen.extraction,
+        language=chosen.language or entry.language, topics=matches, story_id=doc_id, duplicate_of=None,
+        content_hash=content_hash(chosen.text), extraction=chosen.extraction, enclosures=entry.enclosures,
     )  # fmt: skip
 
 

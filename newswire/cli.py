@@ -14,7 +14,7 @@ import redis
 
 from config.logs import configure_logging
 from config.settings import Settings, SettingsError, load_settings
-from ingest.feeds.registry import (
+from ingest.feeds.feedsfile import (
     FeedsFileError,
     add_feeds_to_file,
     load_feeds_file,
@@ -135,33 +135,45 @@ def feeds_list(ctx: click.Context, as_json: bool) -> None:
 def feeds_add(
     ctx: click.Context, url: str, name: str | None, interval: int | None, no_robots: bool, no_discover: bool
 ) -> None:
-    """Add a feed; a site's page is resolved to the feed it announces (<link rel=alternate>)."""
+    """Add a feed or sitemap; a site's page is resolved to the feed it announces (<link rel=alternate>)
+    and its news sitemap (robots.txt, common paths), or its best sitemap when it has no feed."""
     settings = load(ctx)
-    feed_url = url if no_discover else discover(settings, url)
-    feed = Feed(feed_url, name, interval, robots=not no_robots)
-    added = edit_feeds(lambda: add_feeds_to_file(settings.feeds_path, [feed]))
+    found = [(url, "")] if no_discover else discover(settings, url)
+    kinds = {u: ("sitemap" if "sitemap" in label else None) for u, label in found}
+    wanted = [Feed(u, name, interval, robots=not no_robots, kind=kinds[u]) for u, _ in found]
+    added = {f.url for f in edit_feeds(lambda: add_feeds_to_file(settings.feeds_path, wanted))}
     where = settings.feeds_path
-    click.echo(f"added {feed_url} to {where}" if added else f"{feed_url} is already in {where}")
+    for source, label in found:
+        what = f" ({label})" if label else ""
+        click.echo(
+            f"added {source}{what} to {where}" if source in added else f"{source} is already in {where}"
+        )
 
 
-def discover(settings: Settings, url: str) -> str:
-    """The feed URL behind `url` (itself when it is a feed, or when it cannot be checked now)."""
-    from ingest.feeds.discover import DiscoveryError, NotAFeedError, discover_feed  # noqa: PLC0415
+def discover(settings: Settings, url: str) -> list[tuple[str, str]]:
+    """The sources behind `url` as (URL, what it is): itself when it is a feed or sitemap, or when it
+    cannot be checked now; else the feed the page announces and the site's news sitemap."""
+    from ingest.feeds.discover import DiscoveryError, NotAFeedError, discover_sources  # noqa: PLC0415
     from ingest.fetch.http import Fetcher  # noqa: PLC0415
     from workers.context import fetch_options  # noqa: PLC0415
 
     with Fetcher(fetch_options(settings)) as fetcher:
         try:
-            found = discover_feed(url, fetcher)
+            sources = discover_sources(url, fetcher)
         except NotAFeedError as exc:
-            raise click.ClickException(f"{exc} (--no-discover adds the URL as given)") from exc
+            raise click.ClickException(
+                f"{exc}, nor lists a sitemap (--no-discover adds the URL as given)"
+            ) from exc
         except DiscoveryError as exc:  # offline or the site is down: polling will keep trying it
             click.echo(f"warning: {exc}; added as given", err=True)
-            return url
-    if not found.is_direct:
-        others = len(found.candidates) - 1
-        click.echo(f"{url} announces {found.feed_url}" + (f" (and {others} more)" if others else ""))
-    return found.feed_url
+            return [(url, "")]
+    if sources.feed is not None and not sources.feed.is_direct:
+        others = len(sources.feed.candidates) - 1
+        click.echo(f"{url} announces {sources.feed.feed_url}" + (f" (and {others} more)" if others else ""))
+    for source in sources.found:
+        if source.kind != "feed":
+            click.echo(f"found {source.url} ({source.kind})")
+    return [(s.url, s.kind) for s in sources.chosen]
 
 
 @feeds.command("remove")

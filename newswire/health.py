@@ -48,6 +48,7 @@ class FeedRow:
     last_status: str = ""
     last_error: str = ""
     last_success: str = ""
+    websub: str = ""  # the WebSub subscription's state: live | pending | denied | failed | ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +56,7 @@ class FeedOverview:
     counts: dict[str, int]  # registered, ok, failing, disabled, new, off
     lateness: tuple[float, ...]  # of every feed that is late at all, largest first
     top_failing: tuple[FeedRow, ...]
+    websub: dict[str, int] = field(default_factory=dict)  # subscriptions by state
 
     @property
     def overdue(self) -> int:
@@ -133,7 +135,7 @@ def feed_row(feed: Feed, state: dict[str, str], due_score: float | None, now: fl
         lateness_s=feed_lateness(state, due_score, now) if schedulable else 0.0,
         errors=int(state.get("consecutive_errors") or 0), last_status=state.get("last_status", ""),
         last_error=state.get("disabled_reason") or state.get("last_error", ""),
-        last_success=state.get("last_success", ""),
+        last_success=state.get("last_success", ""), websub=state.get("websub", ""),
     )  # fmt: skip
 
 
@@ -143,7 +145,11 @@ def summarize_feeds(rows: list[FeedRow], top: int = 5) -> FeedOverview:
         counts[row.health] += 1
     lateness = tuple(sorted((r.lateness_s for r in rows if r.lateness_s > 0), reverse=True))
     failing = sorted((r for r in rows if r.health in {"failing", "disabled"}), key=lambda r: -r.errors)
-    return FeedOverview(counts, lateness, tuple(failing[:top]))
+    websub: dict[str, int] = {}
+    for row in rows:
+        if row.websub:
+            websub[row.websub] = websub.get(row.websub, 0) + 1
+    return FeedOverview(counts, lateness, tuple(failing[:top]), dict(sorted(websub.items())))
 
 
 def evaluate(snapshot: Snapshot, max_overdue_s: float, worker: str | None = None) -> list[Check]:

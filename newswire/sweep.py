@@ -17,8 +17,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from config.settings import Settings
+from ingest.feeds.feedsfile import load_feeds_file
 from ingest.feeds.poll import register_feeds
-from ingest.feeds.registry import RedisFeedRegistry, load_feeds_file
+from ingest.feeds.registry import RedisFeedRegistry
 from ingest.feeds.schedule import RedisSchedule
 from ingest.ops.progress import RedisSweepTracker, summarize_outcomes
 from newswire.service import Supervisor, ensure_redis, worker_children

@@ -40,8 +40,28 @@ def feed_rows(client: redis.Redis, prefix: str, feeds: list[Feed]) -> list[dict[
         row.update({k: state.get(k, "") for k in FEED_FIELDS})
         row["health"] = feed_health(feed, state)
         row["last_error"] = state.get("disabled_reason") or state.get("last_error", "")
+        row["kind"] = state.get("sm_kind") or feed.kind or "feed"
+        row["websub"] = websub_text(state)
+        row["profile"] = profile_summary(feed)
         rows.append(row)
     return rows
+
+
+def websub_text(state: dict[str, str]) -> str:
+    """`live until 2026-…`, `pending`, `denied`…, or "" for a feed without a subscription."""
+    status = state.get("websub", "")
+    until = state.get("websub_until", "")
+    return f"{status} until {until}" if status == "live" and until else status
+
+
+def profile_summary(feed: Feed) -> dict[str, Any]:
+    """The feed's fetch profile and extract rules, cookie values and proxy passwords masked."""
+    shown: dict[str, Any] = feed.fetch.masked()
+    if feed.extract.selector:
+        shown["extract.selector"] = feed.extract.selector
+    if feed.extract.remove:
+        shown["extract.remove"] = list(feed.extract.remove)
+    return shown
 
 
 def print_feeds(rows: list[dict[str, Any]], *, as_json: bool) -> None:
@@ -50,13 +70,14 @@ def print_feeds(rows: list[dict[str, Any]], *, as_json: bool) -> None:
             click.echo(orjson.dumps(row).decode())
         return
     table = Table(
-        "health", "feed", "last", "last success", "errors", "next poll", "interval", "items/day", "last error"
-    )
+        "health", "feed", "kind", "last", "last success", "errors", "next poll", "interval", "items/day",
+        "push", "last error",
+    )  # fmt: skip
     for r in rows:
         table.add_row(
-            r["health"], r["name"] or r["url"], r["last_status"], r["last_success"],
+            r["health"], r["name"] or r["url"], r["kind"], r["last_status"], r["last_success"],
             r["consecutive_errors"] or "0", r["next_poll"], format_interval(r["interval_s"]),
-            r["items_per_day"], (r["last_error"] or "")[:60],
+            r["items_per_day"], r["websub"], (r["last_error"] or "")[:60],
         )  # fmt: skip
     console.print(table)
 
@@ -125,6 +146,7 @@ def feeds_report(snapshot: Snapshot) -> dict[str, Any]:
         "overdue": feeds.overdue,
         "max_lateness_s": round(feeds.max_lateness_s, 1),
         "top_failing": [failing_row(row) for row in feeds.top_failing],
+        "websub": feeds.websub,
     }
 
 
@@ -205,7 +227,12 @@ def feeds_line(feeds: dict[str, Any]) -> str:
     counts = [f"{feeds[k]:,} {k}" for k in ("ok", "failing", "disabled", "new", "off") if feeds.get(k)]
     late = f"[red]{feeds['overdue']:,} overdue[/] (worst {age(feeds['max_lateness_s'])} late)"
     overdue = late if feeds["overdue"] else "0 overdue"
-    return f"{feeds['registered']:,} registered: {' · '.join(counts) or 'none'} · {overdue}"
+    push = (
+        " · WebSub " + ", ".join(f"{n} {k}" for k, n in feeds["websub"].items())
+        if feeds.get("websub")
+        else ""
+    )
+    return f"{feeds['registered']:,} registered: {' · '.join(counts) or 'none'} · {overdue}{push}"
 
 
 def streams_line(report: dict[str, Any]) -> str:

@@ -20,6 +20,8 @@ STAGE_OF_TASK = {
     "ingest.fetch_article": "articles",  # one article per task: messages queued by earlier versions
     "ingest.extract_article": "extract",
     "ingest.retag_articles": "extract",
+    "ingest.websub_request": "feeds",  # workers/websub.py: subscribe, renew, unsubscribe
+    "ingest.websub_push": "feeds",  # a pushed feed document: parsed, its new entries handed on
 }
 
 
@@ -30,7 +32,9 @@ def queue_name(prefix: str, stage: str) -> str:
 
 def create_app(settings: Settings) -> Celery:
     app = Celery(
-        "newswire", broker=settings.effective_broker_url, include=["workers.tasks", "workers.signals"]
+        "newswire",
+        broker=settings.effective_broker_url,
+        include=["workers.tasks", "workers.websub", "workers.signals"],
     )
     app.conf.update(celery_config(settings))
     app.conf.newswire_settings = settings

@@ -1,4 +1,5 @@
-"""The beat tick: reap expired leases, pick up feeds-file edits, hand out due feeds.
+"""The beat tick: reap expired leases, pick up feeds-file edits, hand out due feeds, and the WebSub
+subscriptions that need a request (new hub, renewal, retry, a feed removed).
 
 Beat itself has one entry (`ingest.tick`); which feeds are due lives in Redis.
 """
@@ -12,9 +13,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from celery import current_app
+
 from ingest import keys
+from ingest.feeds.feedsfile import FeedsFileError, load_feeds_file
 from ingest.feeds.poll import register_feeds
-from ingest.feeds.registry import FeedsFileError, load_feeds_file
 from ingest.streams.retention import maintain_streams, retention_policy
 from workers.context import WorkerContext
 
@@ -32,9 +35,22 @@ def run_tick(ctx: WorkerContext, enqueue: Callable[[str], Any], now: float | Non
     due = ctx.schedule.claim_due(now, limit=CLAIM_LIMIT)
     for url in due:
         enqueue(url)
+    hand_out_websub(ctx, now)
     policy = retention_policy(ctx.settings.stream_maxlen, ctx.settings.stream_retention_days)
     maintain_streams(ctx.redis, ctx.settings.prefix, policy)  # rate-limited in Redis; never raises
     return len(due)
+
+
+def hand_out_websub(ctx: WorkerContext, now: float) -> int:
+    """One `ingest.websub_request` per feed whose subscription needs a request (off without a public URL:
+    what was queued for it is dropped)."""
+    if not ctx.settings.public_url:
+        ctx.redis.delete(keys.websub_todo(ctx.settings.prefix))
+        return 0
+    urls = ctx.websub.due_feeds(now)
+    for url in urls:
+        current_app.send_task("ingest.websub_request", args=[url])
+    return len(urls)
 
 
 def file_digest(path: Path) -> str | None:

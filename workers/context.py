@@ -12,11 +12,14 @@ from redis.retry import Retry
 
 from config.settings import Settings
 from ingest.dedup.decide import DedupOptions
+from ingest.feeds.poll import PollOptions
 from ingest.feeds.registry import RedisFeedRegistry
 from ingest.feeds.schedule import RedisSchedule
+from ingest.feeds.websub import RedisWebSub
 from ingest.fetch.http import Fetcher, FetchOptions
 from ingest.fetch.politeness import HostPolicy, PoliteFetcher, RedisHostLimiter
 from ingest.fetch.robots import RedisRobotsCache, RobotsRules
+from ingest.models import FetchProfile
 from ingest.ops.progress import RedisStats, RedisSweepTracker
 from ingest.streams.publish import RedisStreamSink
 from ingest.tag.topics import TopicSet, TopicsFile
@@ -48,6 +51,14 @@ class WorkerContext:
     @cached_property
     def schedule(self) -> RedisSchedule:
         return RedisSchedule(self.redis, self.settings.prefix)
+
+    @cached_property
+    def websub(self) -> RedisWebSub:
+        return RedisWebSub(self.redis, self.settings.prefix)
+
+    @cached_property
+    def poll_options(self) -> PollOptions:
+        return poll_options(self.settings)
 
     @cached_property
     def sink(self) -> RedisStreamSink:
@@ -92,10 +103,15 @@ class WorkerContext:
     def robots(self) -> RobotsRules:
         return RobotsRules(RedisRobotsCache(self.redis, self.settings.prefix), self.settings.user_agent)
 
-    def polite_fetcher(self, *, max_wait_s: float, robots: bool = False) -> PoliteFetcher:
-        """This thread's fetcher behind the host limiter (and robots.txt, for article pages)."""
+    def polite_fetcher(
+        self, *, max_wait_s: float, robots: bool = False, profile: FetchProfile | None = None
+    ) -> PoliteFetcher:
+        """This thread's fetcher behind the host limiter (and robots.txt, for article pages); a
+        source's fetch profile (headers, user agent, cookies, proxy) for requests of its own."""
         rules = self.robots if robots else None
-        return PoliteFetcher(self.fetcher(), self.limiter, robots=rules, max_wait_s=max_wait_s)
+        return PoliteFetcher(
+            self.fetcher(), self.limiter, robots=rules, max_wait_s=max_wait_s, profile=profile
+        )
 
 
 def fetch_options(settings: Settings) -> FetchOptions:
@@ -104,6 +120,12 @@ def fetch_options(settings: Settings) -> FetchOptions:
         total_timeout=settings.fetch_timeout,
         max_bytes=settings.max_body_bytes,
         allowed_networks=settings.allowed_networks,
+    )
+
+
+def poll_options(settings: Settings) -> PollOptions:
+    return PollOptions(
+        sitemap_window_s=settings.sitemap_window_days * 86400, max_new=settings.sitemap_max_urls
     )
 
 

@@ -146,7 +146,7 @@ def tick() -> int:
 def poll_feed(feed_url: str, sweep_id: str | None = None, item: str | None = None) -> dict[str, Any]:
     feed = CTX.registry.get(feed_url) or Feed(url=feed_url)
     fetcher = CTX.polite_fetcher(max_wait_s=SWEEP_WAIT_S if sweep_id else FEED_WAIT_S)
-    report = poll.poll_feed(feed, fetcher, CTX.registry)
+    report = poll.poll_feed(feed, fetcher, CTX.registry, options=CTX.poll_options)
     if report.outcome == "deferred" and sweep_id:  # no beat hands a sweep's feed out again: re-enqueue it
         poll_feed.apply_async((feed_url,), {"sweep_id": sweep_id, "item": item})
         return {"outcome": report.outcome, "new_entries": 0}
@@ -224,7 +224,8 @@ def page_store() -> RedisPageStore:
 def page_fetcher(entry: FeedEntry) -> PoliteFetcher:
     """Article pages wait a little for a host slot and honour robots.txt unless the feed says not to."""
     feed = CTX.registry.get(entry.feed_url)
-    return CTX.polite_fetcher(max_wait_s=PAGE_WAIT_S, robots=feed is None or feed.robots)
+    profile = feed.fetch if feed else None  # the source's headers, user agent, cookies, proxy
+    return CTX.polite_fetcher(max_wait_s=PAGE_WAIT_S, robots=feed is None or feed.robots, profile=profile)
 
 
 @shared_task(name="ingest.extract_articles", base=IngestTask)
@@ -265,7 +266,8 @@ def build_one(entry: FeedEntry, page: PageFetch) -> Document:
     """The document of one page, extracted within its own time limit (else from the feed's content)."""
     try:
         with time_limit(CTX.settings.extract_time_limit):
-            article = pipeline.extract_page(page)
+            feed = CTX.registry.get(entry.feed_url) if entry.feed_url else None
+            article = pipeline.extract_page(page, feed.extract if feed else None)  # extract.selector/remove
             return pipeline.build_document(entry, page, article, CTX.topics(), time.time())
     except (SoftTimeLimitExceeded, ItemTimeLimitError):
         log.warning("extraction over its time limit: %s", page.final_url, extra={"stage": "extract"})

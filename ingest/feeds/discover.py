@@ -1,8 +1,10 @@
-"""Feed discovery: from a site's page to its feed, for `newswire feeds add SITE_URL`.
+"""Source discovery: from a site's page to its feed and its sitemaps, for `newswire feeds add SITE_URL`.
 
-A URL that already serves a feed is kept as it is. An HTML page is searched for
-`<link rel="alternate">` elements whose type is RSS, Atom or JSON Feed; the first
-one wins, except that a comments feed gives way to any other.
+A URL that already serves a feed (or a sitemap) is kept as it is. An HTML page is searched for
+`<link rel="alternate">` elements whose type is RSS, Atom or JSON Feed; the first one wins,
+except that a comments feed gives way to any other. Sitemaps are looked for in the site's
+robots.txt (`Sitemap:` lines), else at a few common paths, and told apart by content: a Google
+News sitemap (or an index of them), a sitemap index, a plain urlset (`discover_sources`).
 """
 
 from __future__ import annotations
@@ -12,8 +14,10 @@ from html.parser import HTMLParser
 from urllib.parse import urljoin
 
 from ingest.feeds.parse import FeedParseError, parse_feed
+from ingest.feeds.sitemap import SITEMAP_ACCEPT, Sitemap, SitemapError, is_sitemap, parse_sitemap
 from ingest.fetch.http import Fetcher, FetchError, FetchResult
 from ingest.fetch.politeness import PoliteFetcher
+from ingest.fetch.robots import ROBOTS_ACCEPT, robots_url
 
 FEED_TYPES = frozenset({"application/rss+xml", "application/atom+xml", "application/feed+json"})
 # not application/json: WordPress announces its REST API with it on every page
@@ -22,6 +26,10 @@ DISCOVER_ACCEPT = (
     "application/feed+json;q=0.9, */*;q=0.5"
 )
 MAX_HTML_CHARS = 1_000_000
+COMMON_SITEMAPS = ("/news-sitemap.xml", "/sitemap_news.xml", "/sitemap-news.xml", "/sitemap.xml",
+                   "/sitemap_index.xml")  # fmt: skip
+MAX_SITEMAP_CANDIDATES = 8
+SITEMAP_RANK = {"news sitemap": 0, "news sitemap index": 1, "sitemap index": 2, "sitemap": 3}
 
 
 class DiscoveryError(Exception):
@@ -47,6 +55,101 @@ class Discovery:
     title: str | None
     is_direct: bool  # the URL was a feed itself
     candidates: tuple[FeedLink, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class FoundSource:
+    url: str
+    kind: str  # feed | news sitemap | news sitemap index | sitemap index | sitemap
+
+
+@dataclass(frozen=True, slots=True)
+class Sources:
+    """What a site offers (`found`) and the sources worth adding (`chosen`): its main feed and
+    its news sitemap; without a feed, its best sitemap."""
+
+    found: tuple[FoundSource, ...]
+    chosen: tuple[FoundSource, ...]
+    title: str | None = None
+    feed: Discovery | None = None
+
+
+def discover_sources(url: str, fetcher: Fetcher | PoliteFetcher) -> Sources:
+    """The feed and sitemaps behind `url`; NotAFeedError when there are none, DiscoveryError when
+    `url` cannot be fetched."""
+    try:
+        feed: Discovery | None = discover_feed(url, fetcher)
+    except NotAFeedError as exc:
+        feed, missing = None, exc
+    if feed is not None and feed.is_direct:
+        return Sources((FoundSource(url, "feed"),), (FoundSource(url, "feed"),), feed.title, feed)
+    direct = sitemap_at(url, fetcher)
+    if direct is not None:
+        return Sources((direct,), (direct,))
+    sitemaps = find_sitemaps(url, fetcher)
+    found = ((FoundSource(feed.feed_url, "feed"),) if feed else ()) + sitemaps
+    if not found:
+        raise missing
+    return Sources(found, choose_sources(found), feed.title if feed else None, feed)
+
+
+def choose_sources(found: tuple[FoundSource, ...]) -> tuple[FoundSource, ...]:
+    feeds = [s for s in found if s.kind == "feed"]
+    sitemaps = sorted((s for s in found if s.kind != "feed"), key=lambda s: SITEMAP_RANK.get(s.kind, 9))
+    news = [s for s in sitemaps if s.kind.startswith("news")]
+    if feeds:
+        return tuple(feeds[:1] + news[:1])
+    return tuple(sitemaps[:1])
+
+
+def find_sitemaps(url: str, fetcher: Fetcher | PoliteFetcher) -> tuple[FoundSource, ...]:
+    """The sitemaps robots.txt lists (else those at common paths), each checked by content."""
+    listed = robots_sitemaps(url, fetcher)
+    candidates = listed or [urljoin(url, path) for path in COMMON_SITEMAPS]
+    found = [sitemap_at(c, fetcher) for c in candidates[:MAX_SITEMAP_CANDIDATES]]
+    return tuple(s for s in found if s is not None)
+
+
+def robots_sitemaps(url: str, fetcher: Fetcher | PoliteFetcher) -> list[str]:
+    try:
+        result = fetcher.get(robots_url(url), accept=ROBOTS_ACCEPT)
+    except FetchError:
+        return []
+    if result.status != 200:
+        return []
+    return sitemap_lines(result.text(), result.final_url)
+
+
+def sitemap_lines(robots_txt: str, base: str) -> list[str]:
+    """The `Sitemap:` URLs of a robots.txt, absolute, each once, in order."""
+    found: dict[str, None] = {}
+    for line in robots_txt.splitlines():
+        name, _, value = line.split("#", 1)[0].partition(":")
+        if name.strip().lower() == "sitemap" and value.strip():
+            found.setdefault(urljoin(base, value.strip()), None)
+    return list(found)
+
+
+def sitemap_at(url: str, fetcher: Fetcher | PoliteFetcher) -> FoundSource | None:
+    """`url` as a found sitemap when it serves one (gzipped or not), else None."""
+    try:
+        result = fetcher.get(url, accept=SITEMAP_ACCEPT, unzip=True)
+    except FetchError:
+        return None
+    if result.status != 200 or not is_sitemap(result.body):
+        return None
+    try:
+        sitemap = parse_sitemap(result.body, result.final_url)
+    except SitemapError:
+        return None
+    return FoundSource(url, sitemap_kind(sitemap))
+
+
+def sitemap_kind(sitemap: Sitemap) -> str:
+    """An index whose children are named as news sitemaps counts as a news sitemap index."""
+    if sitemap.children and any("news" in child.loc.lower() for child in sitemap.children):
+        return "news sitemap index"
+    return sitemap.kind if not sitemap.children else "sitemap index"
 
 
 def discover_feed(url: str, fetcher: Fetcher | PoliteFetcher) -> Discovery:

@@ -33,9 +33,10 @@ import feedparser
 import orjson
 from feedparser.encodings import convert_to_utf8
 
-from ingest.models import FeedEntry, FeedPage
+from ingest.models import Enclosure, FeedEntry, FeedPage
 
 MAX_ENTRIES = 500  # a feed with more items than this is cut, newest first as served
+MAX_ENCLOSURES = 10  # per entry
 JSON_FEED_VERSIONS = ("https://jsonfeed.org/version/1", "https://jsonfeed.org/version/1.1")
 SY_PERIODS = {"hourly": 3600, "daily": 86400, "weekly": 604800, "monthly": 2592000, "yearly": 31536000}
 MAX_ENTITY_TEXT = 16  # longest literal entity value accepted: `&x;` (3 bytes) grows at most ~5x
@@ -86,7 +87,19 @@ def parse_xml_feed(body: bytes, url: str, content_type: str = "") -> FeedPage:
     feed = parsed.get("feed") or {}
     title = clean(feed.get("title")) or None
     raw = [xml_entry_fields(e, url) for e in entries[:MAX_ENTRIES]]
-    return FeedPage(title=title, entries=build_entries(raw, url, title), ttl_s=ttl_hint(feed), bozo=bozo)
+    hub, self_url = feed_link(feed, "hub", url), feed_link(feed, "self", url)
+    return FeedPage(
+        title=title, entries=build_entries(raw, url, title), ttl_s=ttl_hint(feed), bozo=bozo, hub=hub,
+        self_url=self_url,
+    )  # fmt: skip
+
+
+def feed_link(feed: Mapping[str, Any], rel: str, base: str) -> str | None:
+    """The first `<link rel=...>` (Atom, or atom:link in RSS) of the feed itself, absolute."""
+    for link in feed.get("links") or []:
+        if str(link.get("rel", "")).lower() == rel and link.get("href"):
+            return urljoin(base, str(link["href"]).strip())
+    return None
 
 
 def to_utf8(body: bytes, url: str, content_type: str) -> tuple[bytes, str | None]:
@@ -203,7 +216,32 @@ def xml_entry_fields(entry: Mapping[str, Any], base: str) -> dict[str, Any]:
         "content_html": content_html,
         "authors": tuple(a["name"] for a in entry.get("authors") or [] if a.get("name")),
         "published_at": struct_to_iso(entry.get("published_parsed") or entry.get("updated_parsed")),
+        "enclosures": xml_enclosures(entry, base),
     }
+
+
+def xml_enclosures(entry: Mapping[str, Any], base: str) -> tuple[Enclosure, ...]:
+    """RSS <enclosure>, Atom rel=enclosure links and Media RSS <media:content>, each URL once."""
+    found = [(e.get("href"), e.get("type"), e.get("length")) for e in entry.get("enclosures") or []]
+    found += [(m.get("url"), m.get("type"), m.get("filesize")) for m in entry.get("media_content") or []]
+    return unique_enclosures(found, base)
+
+
+def unique_enclosures(found: list[tuple[Any, Any, Any]], base: str) -> tuple[Enclosure, ...]:
+    seen: dict[str, Enclosure] = {}
+    for href, kind, length in found:
+        if not isinstance(href, str) or not href.strip():
+            continue
+        url = urljoin(base, href.strip())
+        if url.startswith(("http://", "https://")) and len(seen) < MAX_ENCLOSURES:
+            seen.setdefault(url, Enclosure(url, clean(kind) or None, as_length(length)))
+    return tuple(seen.values())
+
+
+def as_length(value: object) -> int | None:
+    """A byte count as feeds write it ("12345", 12345, "" or junk): a non-negative int or None."""
+    text = str(value).strip() if value is not None else ""
+    return int(text) if text.isdigit() and len(text) < 19 else None
 
 
 def ttl_hint(feed: Mapping[str, Any]) -> int | None:
@@ -230,7 +268,18 @@ def parse_json_feed(body: bytes, url: str) -> FeedPage:
         raise FeedParseError("not a feed: JSON Feed without an items list")
     title = clean(data.get("title")) or None
     raw = [json_item_fields(i, url) for i in items[:MAX_ENTRIES] if isinstance(i, dict)]
-    return FeedPage(title=title, entries=build_entries(raw, url, title))
+    self_url = data.get("feed_url") if isinstance(data.get("feed_url"), str) else None
+    entries = build_entries(raw, url, title)
+    return FeedPage(title=title, entries=entries, hub=json_hub(data), self_url=self_url)
+
+
+def json_hub(data: Mapping[str, Any]) -> str | None:
+    """JSON Feed's `hubs`: the first of type WebSub."""
+    hubs = data.get("hubs")
+    for hub in hubs if isinstance(hubs, list) else []:
+        if isinstance(hub, dict) and str(hub.get("type", "")).lower() == "websub" and hub.get("url"):
+            return str(hub["url"])
+    return None
 
 
 def json_item_fields(item: Mapping[str, Any], base: str) -> dict[str, Any]:
@@ -244,7 +293,18 @@ def json_item_fields(item: Mapping[str, Any], base: str) -> dict[str, Any]:
         "content_html": str(item.get("content_html") or item.get("content_text") or ""),
         "authors": tuple(str(a["name"]) for a in authors if isinstance(a, dict) and a.get("name")),
         "published_at": iso_to_utc(item.get("date_published") or item.get("date_modified")),
+        "enclosures": json_attachments(item, base),
     }
+
+
+def json_attachments(item: Mapping[str, Any], base: str) -> tuple[Enclosure, ...]:
+    attachments = item.get("attachments")
+    found = [
+        (a.get("url"), a.get("mime_type"), a.get("size_in_bytes"))
+        for a in (attachments if isinstance(attachments, list) else [])
+        if isinstance(a, dict)
+    ]
+    return unique_enclosures(found, base)
 
 
 def build_entries(raw: list[dict[str, Any]], feed_url: str, source: str | None) -> tuple[FeedEntry, ...]:

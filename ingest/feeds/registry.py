@@ -1,6 +1,6 @@
-"""The feed registry: the feeds file (TOML or OPML) and each feed's state in Redis.
+"""The feed registry: each feed's state in Redis.
 
-The feeds file is the source of truth for which feeds exist; Redis holds a
+The feeds file (`feedsfile.py`) is the source of truth for which feeds exist; Redis holds a
 mirror of it plus what polling learned (validators, health, counters) and the
 entries each feed has shown. The Redis layout is kept small (under 1 KB per
 feed, see docs/polling.md): one field per feed in `{prefix}:feeds` (its config
@@ -12,197 +12,30 @@ values (so it stays a compact listpack), and a string `{prefix}:seen:{hash}` of
 from __future__ import annotations
 
 import hashlib
-import os
-import re
-import tomllib
 from collections.abc import Iterable
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, replace
 from typing import Any
-from urllib.parse import urlsplit
-from xml.etree import ElementTree as ET
 
 import orjson
 import redis
 
 from ingest import keys, lua
-from ingest.models import Feed
+from ingest.feeds.feedsfile import unique_feeds
+from ingest.models import ExtractRules, Feed, FetchProfile
 
-FEED_KEYS = frozenset({"url", "name", "interval", "enabled", "robots"})
 DIGEST_BYTES = 6  # per remembered entry; 48 bits keep false "seen" matches below 1e-12 per entry
 SEEN_MIN = 32  # a feed remembers at least this many entry keys, and twice its current entries
-URL_LINE = re.compile(r"(?m)^(\s*url\s*=\s*).*$")
-
-
-class FeedsFileError(ValueError):
-    """The feeds file is missing or invalid; the message names the file and the entry."""
-
-
-def load_feeds_file(path: Path) -> list[Feed]:
-    if not path.exists():
-        raise FeedsFileError(f"{path}: feeds file not found")
-    if path.suffix.lower() in {".opml", ".xml"}:
-        return parse_opml(path.read_bytes(), str(path))
-    return parse_feeds_toml(path.read_text(encoding="utf-8"), str(path))
-
-
-def parse_feeds_toml(text: str, name: str = "feeds.toml") -> list[Feed]:
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise FeedsFileError(f"{name}: {exc}") from exc
-    feeds = [feed_from_table(item, name, i) for i, item in enumerate(data.get("feed", []), start=1)]
-    return unique_feeds(feeds)
-
-
-def feed_from_table(item: dict[str, Any], name: str, index: int) -> Feed:
-    unknown = set(item) - FEED_KEYS
-    if unknown:
-        raise FeedsFileError(f"{name}: feed #{index}: unknown key(s) {sorted(unknown)}")
-    url = item.get("url")
-    if not isinstance(url, str) or not is_http_url(url):
-        raise FeedsFileError(f"{name}: feed #{index}: url must be an http(s) URL, got {url!r}")
-    interval = item.get("interval")
-    if interval is not None and (not isinstance(interval, int) or interval < 60):
-        raise FeedsFileError(f"{name}: feed #{index} ({url}): interval must be an integer >= 60 seconds")
-    for flag in ("enabled", "robots"):
-        if not isinstance(item.get(flag, True), bool):
-            raise FeedsFileError(f"{name}: feed #{index} ({url}): {flag} must be true or false")
-    return Feed(
-        url=url, name=item.get("name"), interval=interval, enabled=item.get("enabled", True),
-        robots=item.get("robots", True),
-    )  # fmt: skip
-
-
-def parse_opml(data: bytes, name: str = "feeds.opml") -> list[Feed]:
-    if b"<!ENTITY" in data or b"<!DOCTYPE" in data:
-        raise FeedsFileError(f"{name}: DOCTYPE/ENTITY declarations are not accepted in OPML")
-    try:
-        root = ET.fromstring(data)  # noqa: S314 - entity declarations refused above
-    except ET.ParseError as exc:
-        raise FeedsFileError(f"{name}: not well-formed OPML ({exc})") from exc
-    feeds = []
-    for outline in root.iter("outline"):
-        url = outline.get("xmlUrl") or outline.get("xmlurl")
-        if url and is_http_url(url):
-            feeds.append(Feed(url=url, name=outline.get("title") or outline.get("text")))
-    return unique_feeds(feeds)
-
-
-def render_opml(feeds: Iterable[Feed], title: str = "newswire feeds") -> str:
-    root = ET.Element("opml", version="2.0")
-    ET.SubElement(ET.SubElement(root, "head"), "title").text = title
-    body = ET.SubElement(root, "body")
-    for feed in feeds:
-        label = feed.name or feed.url
-        ET.SubElement(body, "outline", type="rss", text=label, title=label, xmlUrl=feed.url)
-    ET.indent(root)
-    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
-
-
-def render_feed_toml(feed: Feed) -> str:
-    lines = ["[[feed]]", f"url = {toml_str(feed.url)}"]
-    if feed.name:
-        lines.append(f"name = {toml_str(feed.name)}")
-    if feed.interval:
-        lines.append(f"interval = {feed.interval}")
-    if not feed.enabled:
-        lines.append("enabled = false")
-    if not feed.robots:
-        lines.append("robots = false")
-    return "\n".join(lines) + "\n"
-
-
-def toml_str(value: str) -> str:
-    return orjson.dumps(value).decode()  # a JSON string is a valid TOML basic string
-
-
-def add_feeds_to_file(path: Path, feeds: Iterable[Feed]) -> list[Feed]:
-    """Append feeds not yet in the TOML file; return the ones added."""
-    require_toml(path)
-    existing = {f.url for f in load_feeds_file(path)} if path.exists() else set()
-    added = unique_feeds([f for f in feeds if f.url not in existing])
-    if added:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("a", encoding="utf-8") as out:
-            out.write("".join("\n" + render_feed_toml(f) for f in added))
-    return added
-
-
-def remove_feed_from_file(path: Path, url: str) -> bool:
-    """Drop the `[[feed]]` block whose url is `url`; keep everything else as written."""
-    require_toml(path)
-    blocks = split_blocks(path.read_text(encoding="utf-8"))
-    kept = [b for b in blocks if not block_has_url(b, url)]
-    if len(kept) == len(blocks):
-        return False
-    write_atomically(path, "".join(kept))
-    return True
-
-
-def replace_feed_url_in_file(path: Path, old: str, new: str) -> bool:
-    """Point the `[[feed]]` block of `old` at `new` (a feed that moved), keeping its other keys.
-
-    When `new` is in the file already, the `old` block is dropped instead."""
-    require_toml(path)
-    blocks = split_blocks(path.read_text(encoding="utf-8"))
-    if not any(block_has_url(b, old) for b in blocks):
-        return False
-    if any(block_has_url(b, new) for b in blocks):
-        return remove_feed_from_file(path, old)
-    edited = [set_block_url(b, new) if block_has_url(b, old) else b for b in blocks]
-    write_atomically(path, "".join(edited))
-    return True
-
-
-def set_block_url(block: str, url: str) -> str:
-    return URL_LINE.sub(lambda m: m.group(1) + toml_str(url), block, count=1)
-
-
-def write_atomically(path: Path, text: str) -> None:
-    """Readers (the beat re-reading the file) see the old or the new file, never half of it."""
-    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temp.write_text(text, encoding="utf-8")
-    if path.exists():
-        os.chmod(temp, path.stat().st_mode & 0o7777)
-    os.replace(temp, path)
-
-
-def split_blocks(text: str) -> list[str]:
-    blocks: list[str] = [""]
-    for line in text.splitlines(keepends=True):
-        if line.strip() == "[[feed]]":
-            blocks.append("")
-        blocks[-1] += line
-    return blocks
-
-
-def block_has_url(block: str, url: str) -> bool:
-    if not block.lstrip().startswith("[[feed]]"):
-        return False
-    table = tomllib.loads(block.replace("[[feed]]", "", 1))
-    return bool(table.get("url") == url)
-
-
-def require_toml(path: Path) -> None:
-    if path.suffix.lower() != ".toml":
-        raise FeedsFileError(f"{path}: only a TOML feeds file can be edited; convert it with `feeds export`")
-
-
-def unique_feeds(feeds: Iterable[Feed]) -> list[Feed]:
-    seen: dict[str, Feed] = {}
-    for feed in feeds:
-        seen.setdefault(feed.url, feed)
-    return list(seen.values())
-
-
-def is_http_url(url: str) -> bool:
-    parts = urlsplit(url)
-    return parts.scheme in {"http", "https"} and bool(parts.hostname)
 
 
 def feed_hash(url: str) -> str:
     return hashlib.sha1(url.encode(), usedforsecurity=False).hexdigest()[:16]
+
+
+def hub_signature(hub: str | None, topic: str | None) -> str:
+    """A short stand-in for the advertised hub and topic in the feed's state ("-" for none)."""
+    if not hub:
+        return "-"
+    return hashlib.sha1(f"{hub} {topic}".encode(), usedforsecurity=False).hexdigest()[:12]
 
 
 def entry_digest(key: str) -> bytes:
@@ -251,6 +84,8 @@ class RedisFeedRegistry:
         if removed:
             pipe.hdel(self.key, *removed)
             pipe.delete(*[k for url in removed for k in (self.state_key(url), self.seen_key(url))])
+            pipe.hdel(keys.websub_hubs(self.prefix), *removed)
+            pipe.sadd(keys.websub_todo(self.prefix), *removed)  # a subscription of theirs ends
         pipe.execute()
         return SyncResult(added=tuple(sorted(set(wanted) - current)), removed=removed)
 
@@ -318,16 +153,40 @@ class RedisFeedRegistry:
         """True for each entry key this feed never yielded before (or long enough ago to be forgotten)."""
         return unseen_in(self.read(url)[1], keys) if keys else []
 
-    def remember_entries(self, url: str, keys: list[str]) -> int:
+    def remember_entries(self, url: str, keys: list[str], *, keep_all: bool = False) -> int:
         """Remember the keys of the feed's current entries; returns how many are remembered.
 
         Keys that drop out of the feed are kept, oldest forgotten first, up to
-        `seen_capacity`, so an entry that drops out and comes back is not new again."""
+        `seen_capacity`, so an entry that drops out and comes back is not new again.
+        `keep_all` (a pushed document, which may hold only the newest entries): nothing
+        remembered before is forgotten to make room."""
         if not keys:
             return 0
         digests = [entry_digest(k) for k in keys]
-        args: list[bytes | int] = [DIGEST_BYTES, seen_capacity(len(set(digests))), *digests]
+        capacity = seen_capacity(len(set(digests)))
+        if keep_all:
+            capacity += int(self.client.strlen(self.seen_key(url))) // DIGEST_BYTES
+        args: list[bytes | int] = [DIGEST_BYTES, capacity, *digests]
         return int(self._remember(keys=[self.seen_key(url)], args=args))
+
+    def note_hub(self, url: str, hub: str | None, topic: str | None) -> None:
+        """The WebSub hub (and topic) the feed advertises now, None when it stopped advertising one;
+        the feed is queued for the beat to (re)consider its subscription."""
+        pipe = self.client.pipeline()
+        if hub and topic:
+            pipe.hset(keys.websub_hubs(self.prefix), url, f"{hub} {topic}")
+        else:
+            pipe.hdel(keys.websub_hubs(self.prefix), url)
+        pipe.hset(self.state_key(url), "hub_sig", hub_signature(hub, topic))
+        pipe.sadd(keys.websub_todo(self.prefix), url)
+        pipe.execute()
+
+    def advertised_hub(self, url: str) -> tuple[str, str] | None:
+        raw = self.client.hget(keys.websub_hubs(self.prefix), url)
+        if not raw:
+            return None
+        hub, _, topic = raw.decode().partition(" ")
+        return hub, topic
 
     def forget_entries(self, url: str) -> None:
         self.client.delete(self.seen_key(url), self.state_key(url))
@@ -346,8 +205,7 @@ class RedisFeedRegistry:
 
 def apply_moves(feeds: list[Feed], moves: dict[str, str]) -> list[Feed]:
     """The feeds file as polling knows it: feeds that moved at their new URL."""
-    moved = [Feed(**{**feed_fields(f), "url": follow_moves(f.url, moves)}) for f in feeds]
-    return unique_feeds(moved)
+    return unique_feeds([replace(f, url=follow_moves(f.url, moves)) for f in feeds])
 
 
 def follow_moves(url: str, moves: dict[str, str]) -> str:
@@ -359,8 +217,14 @@ def follow_moves(url: str, moves: dict[str, str]) -> str:
 
 
 def feed_fields(feed: Feed) -> dict[str, Any]:
+    """A feed's config as JSON-ready values (the profile as lists and dicts, empty parts left out)."""
+    profile = feed.fetch
+    fetch = {"headers": [list(h) for h in profile.headers], "user_agent": profile.user_agent,
+             "cookies": [list(c) for c in profile.cookies], "proxy": profile.proxy}  # fmt: skip
+    extract = {"selector": feed.extract.selector, "remove": list(feed.extract.remove)}
     return {"url": feed.url, "name": feed.name, "interval": feed.interval, "enabled": feed.enabled,
-            "robots": feed.robots}  # fmt: skip
+            "robots": feed.robots, "kind": feed.kind, "fetch": {k: v for k, v in fetch.items() if v},
+            "extract": {k: v for k, v in extract.items() if v}}  # fmt: skip
 
 
 def encode_feed(feed: Feed) -> bytes:
@@ -372,7 +236,16 @@ def encode_feed(feed: Feed) -> bytes:
 def decode_feed(url: str, raw: bytes) -> Feed:
     data = orjson.loads(raw)
     data.pop("url", None)  # written by older versions
-    return Feed(url=url, **{k: data.get(k, DEFAULTS[k]) for k in DEFAULTS})
+    values = {k: data.get(k, DEFAULTS[k]) for k in DEFAULTS}
+    fetch, extract = values.pop("fetch"), values.pop("extract")
+    profile = FetchProfile(
+        headers=tuple((k, v) for k, v in fetch.get("headers", [])), user_agent=fetch.get("user_agent"),
+        cookies=tuple((k, v) for k, v in fetch.get("cookies", [])), proxy=fetch.get("proxy"),
+    )  # fmt: skip
+    rules = ExtractRules(selector=extract.get("selector"), remove=tuple(extract.get("remove", [])))
+    return Feed(url=url, **values, fetch=profile, extract=rules)
 
 
-DEFAULTS: dict[str, Any] = {"name": None, "interval": None, "enabled": True, "robots": True}
+DEFAULTS: dict[str, Any] = {
+    "name": None, "interval": None, "enabled": True, "robots": True, "kind": None, "fetch": {}, "extract": {},
+}  # fmt: skip

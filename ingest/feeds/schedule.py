@@ -24,6 +24,8 @@ MAX_INTERVAL_S = 86400
 DEFAULT_INTERVAL_S = 900
 MAX_BACKOFF_S = 6 * 3600
 MIN_RETRY_AFTER_S = 60
+BACKLOG_S = 60  # a source with more new entries than one poll takes comes back this soon
+BACKSTOP_S = 6 * 3600  # a feed a WebSub hub pushes is still polled this often, as a backstop
 LEASE_S = 300
 MAX_IN_FLIGHT = 5000  # claimed but not yet finished (queued or polling), across all workers
 BATCH = 500  # members per ZADD/ZREM call inside a script (Lua's unpack has a stack limit)
@@ -38,6 +40,8 @@ class PollTiming:
     retry_after_s: int | None = None  # 429/503 Retry-After
     consecutive_errors: int = 0
     items_per_day: float | None = None
+    backlog: bool = False  # more new entries than one poll takes: the rest soon
+    pushed: bool = False  # a live WebSub subscription delivers new entries: poll as a backstop only
 
 
 def next_interval(timing: PollTiming) -> int:
@@ -46,11 +50,15 @@ def next_interval(timing: PollTiming) -> int:
         return max(MIN_RETRY_AFTER_S, min(timing.retry_after_s, MAX_INTERVAL_S))
     if timing.consecutive_errors:
         return error_backoff(timing.consecutive_errors, timing.explicit_s or DEFAULT_INTERVAL_S)
+    if timing.backlog:
+        return BACKLOG_S
     if timing.explicit_s:
         return timing.explicit_s
     base = adaptive_interval(timing.items_per_day)
     if timing.hint_s:
         base = max(base, timing.hint_s)
+    if timing.pushed:
+        base = max(base, BACKSTOP_S)
     return clamp(base)
 
 

@@ -6,6 +6,12 @@ addresses after DNS resolution; redirects are followed here, one checked hop at 
 time; the decompressed body is capped at `max_bytes`, decoded in bounded steps (a
 gzip or brotli bomb never inflates past one 64 KiB step beyond the cap); and a
 wall-clock deadline caps the whole request, headers and redirects included.
+A body that is itself a gzip file (a sitemap `.xml.gz`) is inflated the same way with `unzip`.
+
+A source's `FetchProfile` (feeds file) adds its headers, user agent and cookies to each of its
+requests, and may send them through a proxy (http, https, socks5): one pooled client per proxy.
+Through a proxy the proxy resolves the target, so the target host is resolved and checked here
+first, on every hop; the proxy's own address is the operator's choice and is not guarded.
 
 Only transport and safety problems raise `FetchError`; any HTTP status is returned.
 """
@@ -30,9 +36,11 @@ from ingest.fetch.netguard import (
     IPNetwork,
     blocked_reason,
     build_guarded_transport,
+    build_proxy_transport,
     is_blocked_address,
     parse_allowed_networks,
 )
+from ingest.models import FetchProfile, mask_secret_url
 
 __all__ = [
     "FetchError",
@@ -45,6 +53,9 @@ __all__ = [
 ]
 
 _PIECE = 64 * 1024  # most bytes one decompression step may produce
+_GZIP_MAGIC = b"\x1f\x8b"
+_POST_REPLY_BYTES = 64 * 1024  # what is read of the answer to a POST (a WebSub hub's)
+_NO_PROFILE = FetchProfile()
 _AMBIGUOUS_TYPES = frozenset({"application/octet-stream", "binary/octet-stream", "application/unknown"})
 _ERROR_KINDS: tuple[tuple[type[Exception] | tuple[type[Exception], ...], str, str], ...] = (
     (httpx.TimeoutException, "timeout", "timed out"),
@@ -99,13 +110,32 @@ class Fetcher:
     def __init__(self, options: FetchOptions) -> None:
         self._options = options
         self._deadline = Deadline()
-        self._client = httpx.Client(
-            transport=build_guarded_transport(GuardedBackend(options.allowed_networks, self._deadline)),
-            timeout=httpx.Timeout(options.read_timeout, connect=options.connect_timeout),
+        self._backend = GuardedBackend(options.allowed_networks, self._deadline)
+        self._client = self._new_client(build_guarded_transport(self._backend))
+        self._proxied: dict[str, httpx.Client] = {}  # proxy URL -> its pooled client
+        self._profile = _NO_PROFILE  # of the request under way
+
+    @property
+    def max_bytes(self) -> int:
+        return self._options.max_bytes
+
+    def _new_client(self, transport: httpx.HTTPTransport) -> httpx.Client:
+        return httpx.Client(
+            transport=transport,
+            timeout=httpx.Timeout(self._options.read_timeout, connect=self._options.connect_timeout),
             follow_redirects=False,
             trust_env=False,  # no env proxies or .netrc: the guard must see the real peer
-            headers={"user-agent": options.user_agent, "accept-encoding": "gzip, deflate, br"},
+            headers={"user-agent": self._options.user_agent, "accept-encoding": "gzip, deflate, br"},
         )
+
+    def _client_for(self, profile: FetchProfile) -> httpx.Client:
+        if not profile.proxy:
+            return self._client
+        client = self._proxied.get(profile.proxy)
+        if client is None:
+            client = self._new_client(build_proxy_transport(profile.proxy, self._deadline))
+            self._proxied[profile.proxy] = client
+        return client
 
     def get(
         self,
@@ -114,25 +144,55 @@ class Fetcher:
         headers: Mapping[str, str] | None = None,
         accept: str | None = None,
         allowed_types: tuple[str, ...] | None = None,
+        profile: FetchProfile | None = None,
+        unzip: bool = False,
     ) -> FetchResult:
         """GET `url`, following up to `max_redirects` redirects, each hop re-checked.
 
         `allowed_types`: a 2xx whose Content-Type is clearly something else (a binary
         type such as image/*, video/*, application/pdf) raises "bad_content_type";
-        a missing, textual or octet-stream type is accepted for the parser to judge."""
+        a missing, textual or octet-stream type is accepted for the parser to judge.
+        `profile`: the source's headers, user agent, cookies and proxy. `unzip`: a body that is
+        a gzip file is inflated (within `max_bytes`, like a compressed transfer)."""
         started = time.monotonic()
         self._deadline.at = started + self._options.total_timeout
-        self._client.cookies.clear()  # cookies live for one redirect chain only
+        self._profile = profile or _NO_PROFILE
+        self._client_for(self._profile).cookies.clear()  # cookies live for one redirect chain only
         redirects: list[tuple[int, str]] = []
+        sent = request_headers(headers, accept, self._profile)
         try:
-            return self._fetch(url, request_headers(headers, accept), allowed_types, redirects, started)
+            return self._fetch(url, sent, allowed_types, redirects, started, unzip)
         except (GuardError, httpx.HTTPError, httpx.InvalidURL, zlib.error, brotli.error) as exc:
             raise self._to_fetch_error(exc, url, redirects) from exc
         finally:
             self._deadline.at = None
 
+    def post_form(self, url: str, form: Mapping[str, str]) -> FetchResult:
+        """POST a form (a WebSub hub request) behind the same guard and deadline; no redirects
+        are followed and at most 64 KiB of the answer is read."""
+        started = time.monotonic()
+        self._deadline.at = started + self._options.total_timeout
+        self._profile = _NO_PROFILE
+        try:
+            check_url(url)
+            request = self._client.build_request("POST", url, data=dict(form))
+            response = self._client.send(request, stream=True)
+            try:
+                body = bytes(next(response.iter_bytes(_POST_REPLY_BYTES), b""))
+            finally:
+                response.close()
+        except (GuardError, httpx.HTTPError, httpx.InvalidURL) as exc:
+            raise self._to_fetch_error(exc, url, []) from exc
+        finally:
+            self._deadline.at = None
+        headers = {name.lower(): value for name, value in response.headers.items()}
+        elapsed = (time.monotonic() - started) * 1000
+        return FetchResult(url, str(response.url), response.status_code, headers, body, elapsed, ())
+
     def close(self) -> None:
         self._client.close()
+        for client in self._proxied.values():
+            client.close()
 
     def __enter__(self) -> Fetcher:
         return self
@@ -147,12 +207,13 @@ class Fetcher:
         allowed_types: tuple[str, ...] | None,
         redirects: list[tuple[int, str]],
         started: float,
+        unzip: bool = False,
     ) -> FetchResult:
         response = self._follow(url, headers, redirects)
         try:
             if allowed_types and response.is_success:
                 check_content_type(response.headers.get("content-type", ""), allowed_types)
-            body = self._read_body(response)
+            body = self._read_body(response, unzip)
         finally:
             response.close()
         return FetchResult(
@@ -168,25 +229,30 @@ class Fetcher:
     def _follow(self, url: str, headers: dict[str, str], redirects: list[tuple[int, str]]) -> httpx.Response:
         """Send one hop at a time; returns the first non-redirect response, unread."""
         current = url
+        client = self._client_for(self._profile)
         while True:
             check_url(current)
-            request = self._client.build_request("GET", current, headers=headers)
-            response = self._client.send(request, stream=True)
+            if client is not self._client:  # the proxy connects: check where it would go first
+                hop = httpx.URL(current)
+                self._backend.resolve_permitted(hop.host, hop.port or default_port(hop.scheme))
+            request = client.build_request("GET", current, headers=headers)
+            response = client.send(request, stream=True)
             target = redirect_target(response)
             if target is None:
                 return response
             response.close()
             check_redirect_count(redirects, current, target, self._options.max_redirects)
             redirects.append((response.status_code, target))
-            headers = strip_credentials(headers, current, target)
+            headers = strip_credentials(headers, current, target, self._profile)
             current = target
 
-    def _read_body(self, response: httpx.Response) -> bytes:
+    def _read_body(self, response: httpx.Response, unzip: bool = False) -> bytes:
         limit = self._options.max_bytes
         if _is_identity(response) and int(response.headers.get("content-length") or 0) > limit:
             raise GuardError("too_large", f"declares Content-Length above max_bytes={limit}")
         body = bytearray()
-        for piece in decode_body(response.iter_raw(), response.headers.get("content-encoding", "")):
+        pieces = decode_body(response.iter_raw(), response.headers.get("content-encoding", ""))
+        for piece in inflate_gzip_file(pieces) if unzip else pieces:
             body += piece
             if len(body) > limit:
                 raise GuardError("too_large", f"body exceeds max_bytes={limit} after decompression")
@@ -199,14 +265,29 @@ class Fetcher:
         if kind == "timeout" and self._deadline.is_expired():
             detail = f"exceeded total_timeout={self._options.total_timeout}s"
         hop = f"(redirected to {redirects[-1][1]}) " if redirects else ""
+        if self._profile.proxy:  # an error from the proxy may quote its URL: never its password
+            detail = detail.replace(self._profile.proxy, mask_secret_url(self._profile.proxy))
+            kind = "proxy" if isinstance(exc, httpx.ProxyError) else kind
         return FetchError(kind, url, hop + detail)
 
 
-def request_headers(extra: Mapping[str, str] | None, accept: str | None) -> dict[str, str]:
+def request_headers(
+    extra: Mapping[str, str] | None, accept: str | None, profile: FetchProfile = _NO_PROFILE
+) -> dict[str, str]:
+    """What one request sends: the source's own headers, then the caller's (conditional GET)."""
     headers = {"accept": accept or "*/*"}
+    headers.update({name.lower(): value for name, value in profile.headers})
+    if profile.user_agent:
+        headers["user-agent"] = profile.user_agent
+    if profile.cookies:
+        headers["cookie"] = "; ".join(f"{name}={value}" for name, value in profile.cookies)
     headers.update({name.lower(): value for name, value in (extra or {}).items()})
     headers["accept-encoding"] = "gzip, deflate, br"  # only what decode_body undoes
     return headers
+
+
+def default_port(scheme: str) -> int:
+    return 443 if scheme == "https" else 80
 
 
 def check_url(url: str) -> None:
@@ -234,12 +315,16 @@ def check_redirect_count(redirects: list[tuple[int, str]], current: str, target:
     raise GuardError("too_many_redirects", f"{loop} longer than max_redirects={limit} (at {target})")
 
 
-def strip_credentials(headers: dict[str, str], current: str, target: str) -> dict[str, str]:
-    """Drop caller-supplied credentials when a redirect leaves the origin."""
+def strip_credentials(
+    headers: dict[str, str], current: str, target: str, profile: FetchProfile = _NO_PROFILE
+) -> dict[str, str]:
+    """Drop caller-supplied credentials (and the source's own headers, which may be API keys)
+    when a redirect leaves the origin."""
     here, there = httpx.URL(current), httpx.URL(target)
     if (here.scheme, here.host, here.port) == (there.scheme, there.host, there.port):
         return headers
-    return {name: value for name, value in headers.items() if name not in ("authorization", "cookie")}
+    private = {"authorization", "cookie", *(name.lower() for name, _ in profile.headers)}
+    return {name: value for name, value in headers.items() if name not in private}
 
 
 def check_content_type(content_type: str, allowed_types: tuple[str, ...]) -> None:
@@ -299,6 +384,21 @@ def decode_body(raw: Iterable[bytes], content_encoding: str) -> Iterator[bytes]:
         elif coding == "br":
             stream = _unbrotli(stream)
     return stream
+
+
+def inflate_gzip_file(pieces: Iterable[bytes]) -> Iterator[bytes]:
+    """The body inflated when it is a gzip file (starts with its magic bytes), else as it is;
+    in the same bounded steps as a compressed transfer."""
+    stream = iter(pieces)
+    head = b""
+    for piece in stream:
+        head += piece
+        if len(head) >= len(_GZIP_MAGIC):
+            break
+    rest = itertools.chain([head], stream)
+    if head.startswith(_GZIP_MAGIC):
+        return _inflate(rest, 16 + zlib.MAX_WBITS)
+    return rest
 
 
 def _inflate(chunks: Iterator[bytes], wbits: int) -> Iterator[bytes]:

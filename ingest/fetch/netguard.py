@@ -218,3 +218,42 @@ def build_guarded_transport(backend: GuardedBackend) -> httpx.HTTPTransport:
         network_backend=backend,
     )
     return transport
+
+
+class ProxyBackend(httpcore.SyncBackend):
+    """The backend under a proxy's pool: connects to the proxy (the operator's choice, not guarded;
+    `http.py` checks each target first) with the same per-request deadline on every read and write."""
+
+    def __init__(self, deadline: Deadline) -> None:
+        self.deadline = deadline
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.NetworkStream:
+        capped = self.deadline.cap(timeout, httpcore.ConnectTimeout)
+        stream = super().connect_tcp(host, port, capped, local_address, socket_options)
+        return DeadlineStream(stream, self.deadline)
+
+
+def build_proxy_transport(proxy_url: str, deadline: Deadline) -> httpx.HTTPTransport:
+    """httpx's transport for an http(s) or socks5 proxy, its pool on a `ProxyBackend`."""
+    proxy = httpx.Proxy(url=proxy_url)
+    target = httpcore.URL(
+        scheme=proxy.url.raw_scheme, host=proxy.url.raw_host, port=proxy.url.port, target=proxy.url.raw_path
+    )
+    transport = httpx.HTTPTransport(http1=True, http2=False, retries=0)
+    common: dict[str, Any] = {
+        "proxy_url": target, "proxy_auth": proxy.raw_auth, "ssl_context": httpx.create_ssl_context(),
+        "max_connections": 20, "max_keepalive_connections": 10, "keepalive_expiry": 5.0,
+        "http1": True, "http2": False, "network_backend": ProxyBackend(deadline),
+    }  # fmt: skip
+    if proxy.url.scheme in ("socks5", "socks5h"):
+        transport._pool = httpcore.SOCKSProxy(**common)
+    else:
+        transport._pool = httpcore.HTTPProxy(**common, proxy_headers=proxy.headers.raw)
+    return transport

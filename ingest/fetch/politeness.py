@@ -29,6 +29,7 @@ import redis
 from ingest import keys, lua
 from ingest.fetch.http import Fetcher, FetchError, FetchResult
 from ingest.fetch.robots import ROBOTS_ACCEPT, RobotsRules
+from ingest.models import FetchProfile
 
 BUSY_RETRY_MS = 200  # all slots taken: when to ask again (a slot frees when a request ends)
 
@@ -112,7 +113,9 @@ class PoliteFetcher:
     """A `Fetcher` behind the host limiter and, for article pages, robots.txt.
 
     `get` has the `Fetcher.get` signature: raises `HostBusy` when no slot came
-    within `max_wait_s`, and `FetchError("robots")` for a page robots.txt forbids."""
+    within `max_wait_s`, and `FetchError("robots")` for a page robots.txt forbids.
+    `profile` (a source's fetch profile) applies to requests that do not bring their own,
+    robots.txt included: a site reached through a proxy is asked through it."""
 
     def __init__(
         self,
@@ -121,11 +124,17 @@ class PoliteFetcher:
         *,
         robots: RobotsRules | None = None,
         max_wait_s: float = 0.0,
+        profile: FetchProfile | None = None,
     ) -> None:
         self.fetcher = fetcher
         self.limiter = limiter
         self.robots = robots
         self.max_wait_s = max_wait_s
+        self.profile = profile
+
+    @property
+    def max_bytes(self) -> int:
+        return self.fetcher.max_bytes
 
     def get(
         self,
@@ -134,12 +143,23 @@ class PoliteFetcher:
         headers: Mapping[str, str] | None = None,
         accept: str | None = None,
         allowed_types: tuple[str, ...] | None = None,
+        profile: FetchProfile | None = None,
+        unzip: bool = False,
     ) -> FetchResult:
-        if self.robots is not None and not self.robots.allows(url, self._get_robots):
+        profile = profile or self.profile
+        if self.robots is not None and not self.robots.allows(url, lambda r: self._get_robots(r, profile)):
             raise FetchError("robots", url, "disallowed by robots.txt")
         with self.limiter.slot(url, self.max_wait_s):
-            return self.fetcher.get(url, headers=headers, accept=accept, allowed_types=allowed_types)
+            return self.fetcher.get(
+                url, headers=headers, accept=accept, allowed_types=allowed_types, profile=profile, unzip=unzip
+            )
 
-    def _get_robots(self, robots_txt: str) -> FetchResult:
+    def post_form(self, url: str, form: Mapping[str, str]) -> FetchResult:
+        with self.limiter.slot(url, self.max_wait_s):
+            return self.fetcher.post_form(url, form)
+
+    def _get_robots(self, robots_txt: str, profile: FetchProfile | None) -> FetchResult:
         with self.limiter.slot(robots_txt, self.max_wait_s):
-            return self.fetcher.get(robots_txt, accept=ROBOTS_ACCEPT, allowed_types=("text/plain",))
+            return self.fetcher.get(
+                robots_txt, accept=ROBOTS_ACCEPT, allowed_types=("text/plain",), profile=profile
+            )

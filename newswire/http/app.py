@@ -22,6 +22,7 @@ from newswire.http.desk import desk_routes
 from newswire.http.lookups import lookup_routes
 from newswire.http.openapi import openapi_routes
 from newswire.http.sse import stream_routes
+from newswire.http.websub import websub_routes
 
 
 @dataclass(frozen=True)
@@ -41,8 +42,8 @@ def health_routes(ctx: HttpContext) -> list[BaseRoute]:
     return [Route("/healthz", healthz)]
 
 
-ROUTE_GROUPS = (health_routes, stream_routes, lookup_routes, openapi_routes, desk_routes)
-# each feature appends its group here
+# each feature adds its group here (the desk last: it serves `/` and the static files)
+ROUTE_GROUPS = (health_routes, websub_routes, stream_routes, lookup_routes, openapi_routes, desk_routes)
 
 
 def create_app(ctx: HttpContext) -> Starlette:

@@ -21,8 +21,9 @@ from celery import Celery
 from kombu.exceptions import OperationalError
 
 from config.settings import Settings, load_settings
+from ingest.feeds.feedsfile import load_feeds_file
 from ingest.feeds.poll import register_feeds
-from ingest.feeds.registry import RedisFeedRegistry, load_feeds_file
+from ingest.feeds.registry import RedisFeedRegistry
 from ingest.feeds.schedule import RedisSchedule
 from ingest.keys import articles_stream, deadletter_stream, duplicates_stream
 from ingest.ops.progress import RedisSweepTracker, summarize_outcomes

@@ -19,7 +19,8 @@ import pytest
 import redis
 
 from config.settings import load_settings
-from ingest.feeds.registry import RedisFeedRegistry, load_feeds_file
+from ingest.feeds.feedsfile import load_feeds_file
+from ingest.feeds.registry import RedisFeedRegistry
 from ingest.feeds.schedule import MAX_BACKOFF_S, RedisSchedule
 from newswire.demo.server import SiteServer
 from tests.conftest import FIXTURE_SITE, NEWSWIRE, ROOT, run_cli

@@ -8,8 +8,15 @@ from pathlib import Path
 import orjson
 import pytest
 
-from ingest.feeds.discover import DiscoveryError, NotAFeedError, discover_feed, feed_links
-from ingest.feeds.registry import load_feeds_file
+from ingest.feeds.discover import (
+    DiscoveryError,
+    NotAFeedError,
+    discover_feed,
+    discover_sources,
+    feed_links,
+    sitemap_lines,
+)
+from ingest.feeds.feedsfile import load_feeds_file
 from ingest.fetch.http import Fetcher, FetchOptions, parse_allowed_networks
 from newswire.demo.server import SiteServer
 from tests.conftest import run_cli
@@ -101,3 +108,53 @@ def test_feeds_add_discovers_the_feed_of_a_site(cli_env: dict[str, str], site: S
         "items_per_day",
     } <= set(rows[0])
     assert [r["url"] for r in rows[-2:]] == ["https://offline.test/rss", site.url("/down/rss.xml")]
+
+
+NEWS_SITEMAP = b"""<?xml version="1.0"?><urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9"
+xmlns:news="http://www.google.com/schemas/sitemap-news/0.9"><url><loc>{{BASE}}/blog/p1.html</loc>
+<news:news><news:publication><news:name>Blog</news:name><news:language>en</news:language></news:publication>
+<news:publication_date>2026-09-01T10:00:00Z</news:publication_date><news:title>First post</news:title>
+</news:news></url></urlset>"""
+PLAIN_SITEMAP = b"""<?xml version="1.0"?><urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">
+<url><loc>{{BASE}}/blog/p1.html</loc></url></urlset>"""
+
+
+def test_a_site_leads_to_its_feed_and_its_news_sitemap_at_a_common_path(
+    site: SiteServer, fetcher: Fetcher
+) -> None:
+    serve_blog(site)
+    site.set_route("/sitemap.xml", body=PLAIN_SITEMAP)
+    site.set_route("/news-sitemap.xml", body=NEWS_SITEMAP)
+    found = discover_sources(site.url("/blog/"), fetcher)
+    assert [(s.url, s.kind) for s in found.found] == [
+        (site.url("/blog/feed.xml"), "feed"),
+        (site.url("/news-sitemap.xml"), "news sitemap"),
+        (site.url("/sitemap.xml"), "sitemap"),
+    ]
+    assert [s.url for s in found.chosen] == [site.url("/blog/feed.xml"), site.url("/news-sitemap.xml")]
+    direct = discover_sources(site.url("/sitemap.xml"), fetcher)
+    assert [(s.url, s.kind) for s in direct.chosen] == [(site.url("/sitemap.xml"), "sitemap")]
+
+
+def test_robots_txt_sitemap_lines_come_first_and_without_a_feed_the_best_sitemap_is_chosen(
+    site: SiteServer, fetcher: Fetcher
+) -> None:
+    robots = b"User-agent: *\nDisallow: /private\nSitemap: {{BASE}}/maps/plain.xml # all pages\n"
+    robots += b"sitemap: /maps/news.xml\n"
+    site.set_route("/robots.txt", body=robots, headers={"Content-Type": "text/plain"})
+    site.set_route("/maps/plain.xml", body=PLAIN_SITEMAP)
+    site.set_route("/maps/news.xml", body=NEWS_SITEMAP)
+    site.set_route("/news-sitemap.xml", body=NEWS_SITEMAP)  # not looked at: robots.txt lists sitemaps
+    found = discover_sources(site.url("/"), fetcher)
+    assert [s.kind for s in found.found] == ["sitemap", "news sitemap"]
+    assert [s.url for s in found.chosen] == [site.url("/maps/news.xml")]
+    assert site.requests_for("/news-sitemap.xml") == []
+    assert sitemap_lines(
+        "Sitemap: /a.xml\nSITEMAP:https://x.test/b.xml\nsitemap: /a.xml", "https://x.test/r"
+    ) == [
+        "https://x.test/a.xml",
+        "https://x.test/b.xml",
+    ]
+    site.clear_routes()
+    with pytest.raises(NotAFeedError):
+        discover_sources(site.url("/"), fetcher)

@@ -1,6 +1,7 @@
 import pytest
 
 from ingest.feeds.parse import MAX_ENTRIES, FeedParseError, cut_entries, entry_key, open_elements, parse_feed
+from ingest.models import FeedEntry
 
 RSS = b"""<?xml version="1.0" encoding="utf-8"?>
 <rss version="2.0" xmlns:content="http://purl.org/rss/1.0/modules/content/"
@@ -204,3 +205,40 @@ def test_json_feed_is_capped_too() -> None:
     items = ",".join(f'{{"id": "{i}", "url": "https://h.test/{i}", "title": "E{i}"}}' for i in range(1200))
     body = f'{{"version": "https://jsonfeed.org/version/1.1", "items": [{items}]}}'.encode()
     assert len(parse_feed(body, "https://h.test/feed.json").entries) == MAX_ENTRIES
+
+
+def test_enclosures_and_the_websub_hub_of_rss_atom_and_json_feed() -> None:
+    rss = b"""<?xml version="1.0"?><rss version="2.0" xmlns:atom="http://www.w3.org/2005/Atom"
+    xmlns:media="http://search.yahoo.com/mrss/"><channel><title>Cast</title>
+    <atom:link rel="hub" href="https://hub.test/"/><atom:link rel="self" href="https://cast.test/rss"/>
+    <item><title>Ep 1</title><link>https://cast.test/1</link>
+      <enclosure url="/audio/1.mp3" type="audio/mpeg" length="123456"/>
+      <media:content url="https://cast.test/1.jpg" type="image/jpeg"/>
+      <enclosure url="https://cast.test/audio/1.mp3" type="audio/mpeg" length="junk"/></item>
+    <item><title>Ep 2</title><link>https://cast.test/2</link></item></channel></rss>"""
+    page = parse_feed(rss, "https://cast.test/rss")
+    assert (page.hub, page.self_url) == ("https://hub.test/", "https://cast.test/rss")
+    assert [e.to_dict() for e in page.entries[0].enclosures] == [
+        {"url": "https://cast.test/audio/1.mp3", "type": "audio/mpeg", "length": 123456},
+        {"url": "https://cast.test/1.jpg", "type": "image/jpeg", "length": None},
+    ]
+    assert page.entries[1].enclosures == ()
+    assert "enclosures" not in page.entries[1].to_dict()  # messages of entries without any stay as they were
+    assert FeedEntry.from_dict(page.entries[0].to_dict()) == page.entries[0]
+    atom = b"""<feed xmlns="http://www.w3.org/2005/Atom"><title>A</title><link rel="hub" href="https://hub.test/a"/>
+    <entry><id>x</id><title>X</title><link href="https://a.test/x"/>
+    <link rel="enclosure" href="https://a.test/x.mp4" type="video/mp4" length="99"/></entry></feed>"""
+    atom_page = parse_feed(atom, "https://a.test/atom")
+    assert atom_page.hub == "https://hub.test/a"
+    assert atom_page.self_url is None
+    assert [e.url for e in atom_page.entries[0].enclosures] == ["https://a.test/x.mp4"]
+    json_feed = b"""{"version": "https://jsonfeed.org/version/1.1", "title": "J", "feed_url": "https://j.test/f.json",
+    "hubs": [{"type": "rssCloud", "url": "https://cloud.test/"}, {"type": "WebSub", "url": "https://hub.test/j"}],
+    "items": [{"id": "1", "url": "https://j.test/1", "title": "One",
+      "attachments": [{"url": "https://j.test/1.m4a", "mime_type": "audio/x-m4a",
+                       "size_in_bytes": 2048}]}]}"""
+    json_page = parse_feed(json_feed, "https://j.test/f.json")
+    assert (json_page.hub, json_page.self_url) == ("https://hub.test/j", "https://j.test/f.json")
+    assert [e.to_dict() for e in json_page.entries[0].enclosures] == [
+        {"url": "https://j.test/1.m4a", "type": "audio/x-m4a", "length": 2048}
+    ]

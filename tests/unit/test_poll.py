@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import redis
 
+from ingest.feeds.feedsfile import load_feeds_file
 from ingest.feeds.poll import (
     MOVE_AFTER,
     PollReport,
@@ -21,7 +22,7 @@ from ingest.feeds.poll import (
     retry_after_seconds,
     track_redirect,
 )
-from ingest.feeds.registry import RedisFeedRegistry, load_feeds_file
+from ingest.feeds.registry import RedisFeedRegistry
 from ingest.feeds.schedule import MAX_BACKOFF_S, RedisSchedule
 from ingest.fetch.http import Fetcher, FetchOptions, parse_allowed_networks
 from ingest.fetch.politeness import HostPolicy, PoliteFetcher, RedisHostLimiter, host_of
