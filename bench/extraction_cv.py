@@ -69,7 +69,7 @@ def net_variants() -> dict[str, Rules]:
     }
     for focus in ("recall", "balanced"):
         variants[f"no net, {focus} under 250"] = dataclasses.replace(
-            RULES, safety_net=False, second_pass=focus
+            RULES, safety_net=False, retry_focus=focus
         )
     return variants
 
@@ -82,7 +82,7 @@ def switch_variants() -> dict[str, Rules]:
         )
         for name in SWITCHES
     }
-    return off | {"second pass balanced": dataclasses.replace(RULES, second_pass="balanced")}
+    return off | {"second pass balanced": dataclasses.replace(RULES, retry_focus="balanced")}
 
 
 VARIANTS: dict[str, Rules] = {"defaults": RULES} | net_variants() | switch_variants()
@@ -126,7 +126,12 @@ def tree_groups() -> dict[tuple[bool, ...], list[str]]:
 
 
 def group_texts(
-    html: bytes, url: str, title: str | None, authors: tuple[str, ...], key: tuple[bool, ...], names: list[str]
+    html: bytes,
+    url: str,
+    title: str | None,
+    authors: tuple[str, ...],
+    key: tuple[bool, ...],
+    names: list[str],
 ) -> dict[str, str]:
     """The variants that share one repaired tree, sharing its trafilatura passes."""
     tree = parse_html(html)
@@ -170,7 +175,9 @@ def objective(pages: list[Scored], variant: str, corpora: list[str]) -> float:
     return sum(f1_of([p for p in pages if p.corpus == c], variant) for c in corpora) / len(corpora)
 
 
-def cross_validate(pages: list[Scored], candidates: list[str], corpora: list[str]) -> tuple[list[str], list[Scored]]:
+def cross_validate(
+    pages: list[Scored], candidates: list[str], corpora: list[str]
+) -> tuple[list[str], list[Scored]]:
     """Per fold: the candidate best on the other folds; the held-out pages scored with it
     (returned under the key "cv")."""
     chosen, held_out = [], []

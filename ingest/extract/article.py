@@ -137,7 +137,7 @@ class Passes:
         return clean_text(self.raw[focus], self.title, self.authors, self.rules)
 
     def second(self) -> str:
-        return self.text(self.rules.second_pass)
+        return self.text(self.rules.retry_focus)
 
 
 def run_trafilatura(tree: HtmlElement, url: str, focus: str) -> str:

@@ -39,13 +39,26 @@ class Rules:
     drop_lead: bool = True  # text clean-up (ingest.extract.cleanup.clean_text)
     drop_boilerplate: bool = True
     safety_net: bool = True  # False: the second pass only under min_body_chars
-    second_pass: Literal["recall", "balanced"] = "recall"  # trafilatura's focus for it
+    retry_focus: Literal["recall", "balanced"] = "recall"  # trafilatura's focus for it
 
 
 RULES = Rules()
 # not main text: scripts and styles, links, and the page's own chrome
 CHROME = frozenset(
-    {"script", "style", "noscript", "template", "a", "nav", "header", "footer", "aside", "form", "select", "button"}
+    {
+        "script",
+        "style",
+        "noscript",
+        "template",
+        "a",
+        "nav",
+        "header",
+        "footer",
+        "aside",
+        "form",
+        "select",
+        "button",
+    }
 )
 
 
@@ -97,6 +110,6 @@ def fill_between(precision: str, recall: str) -> str:
     matcher = difflib.SequenceMatcher(None, kept, found, autojunk=False)
     for tag, start, end, other_start, other_end in matcher.get_opcodes():
         lines.extend(kept[start:end])
-        if tag in {"insert", "replace"} and 0 < start and end < len(kept):
+        if tag in {"insert", "replace"} and start > 0 and end < len(kept):
             lines.extend(found[other_start:other_end])
     return "\n".join(lines)

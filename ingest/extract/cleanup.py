@@ -284,9 +284,7 @@ def drop_boilerplate(lines: list[str]) -> list[str]:
     return kept
 
 
-def clean_text(
-    text: str, title: str | None = None, authors: Iterable[str] = (), rules: Rules = RULES
-) -> str:
+def clean_text(text: str, title: str | None = None, authors: Iterable[str] = (), rules: Rules = RULES) -> str:
     """The body without a repeated headline/byline/dateline and without boilerplate lines."""
     lines = [stripped for line in text.splitlines() if (stripped := line.strip())]
     if rules.drop_lead:
