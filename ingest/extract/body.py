@@ -33,6 +33,8 @@ class Rules:
     page_share: float = 0.8  # ... and so does one under this share of the page's main text
     switch_ratio: float = 0.4  # a precision body under this share of the recall body gives way
     fill_gaps: bool = True  # recall lines between precision lines join the body
+    max_page_chars: int = 200_000  # no safety net above this much main text (corpora: <= 73k);
+    # such a page is no single article, and a second pass over it takes seconds
     join_split_body: bool = True  # tree repairs (ingest.extract.cleanup.repair_tree)
     lift_embedded_posts: bool = True
     drop_link_lists: bool = False  # off: helps the 181 news pages, hurts the 709 (docs)
@@ -87,7 +89,9 @@ def needs_recall(precision: str, page: int, rules: Rules = RULES) -> bool:
     """The precision body is nearly empty, or a small part of the page's text."""
     if len(precision) < rules.min_body_chars:
         return True
-    return rules.safety_net and len(precision) < rules.page_share * page
+    if not rules.safety_net or page > rules.max_page_chars:
+        return False
+    return len(precision) < rules.page_share * page
 
 
 def choose_body(precision: str, recall: Callable[[], str], page: int, rules: Rules = RULES) -> str:

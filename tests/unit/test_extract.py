@@ -365,6 +365,11 @@ def test_recall_pass_runs_for_a_small_part_of_the_page() -> None:
     assert needs_recall("short body", page=0)  # nearly empty: always
 
 
+def test_no_safety_net_on_a_page_too_long_to_be_one_article() -> None:
+    assert not needs_recall(LONG, page=RULES.max_page_chars + 1)
+    assert needs_recall("short body", page=RULES.max_page_chars + 1)
+
+
 def test_a_small_precision_body_gives_way_to_the_recall_body() -> None:
     recall = "\n".join([LONG] * 4)
     assert choose_body(LONG, lambda: recall, page=len(recall)) == recall
