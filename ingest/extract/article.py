@@ -2,9 +2,10 @@
 
 The page is decoded and parsed once with lxml. The same tree serves the metadata the
 page declares (`ingest.extract.pagemeta`), the tree repairs of `ingest.extract.cleanup`, and trafilatura,
-which extracts the body in precision mode (a balanced second pass only when that leaves
-almost nothing). Trafilatura's and htmldate's heuristics fill in authors and dates the
-page does not declare. Their shapes stop here: callers only see `Article`.
+which extracts the body in precision mode; a recall pass runs when that body is nearly
+empty or a small part of the page, and `ingest.extract.body` decides what to keep.
+Trafilatura's and htmldate's heuristics fill in authors and dates the page does not
+declare. Their shapes stop here: callers only see `Article`.
 
 `article_from_feed` and `choose_article` are the fallback to the feed's own content.
 """
@@ -24,6 +25,7 @@ from trafilatura.settings import Document
 
 from ingest import charset
 from ingest.extract import pagemeta
+from ingest.extract.body import RULES, Rules, choose_body, page_chars
 from ingest.extract.cleanup import clean_text, repair_tree
 from ingest.models import Article, FeedEntry
 
@@ -56,7 +58,6 @@ LIBRARY_FAILURES = (
     RecursionError,
 )
 
-MIN_RETRY_CHARS = 250  # a precision pass shorter than this gets a balanced second pass
 MIN_BODY_WORDS = 8  # fewer words (and under MIN_BODY_CHARS) is no usable body
 MIN_BODY_CHARS = 60  # scripts without spaces between words (CJK) count by characters
 MAX_HTML_SIZE = 10_000_000  # bigger pages are not articles, and would take seconds
@@ -77,21 +78,22 @@ def warm_up() -> None:
     find_date("<html><body><p>Published 2026-01-02</p></body></html>", extensive_search=False)
 
 
-def extract_article(html: str | bytes, url: str) -> Article:
-    """Body + metadata from one page. Raises ExtractionError when no usable body."""
+def extract_article(html: str | bytes, url: str, rules: Rules = RULES) -> Article:
+    """Body + metadata from one page. Raises ExtractionError when no usable body.
+    (`rules` other than the defaults are for the benchmark's ablations.)"""
     tree = parse_html(html)
     try:
-        return build_article(tree, url)
+        return build_article(tree, url, rules)
     except LIBRARY_FAILURES as err:  # lxml/trafilatura failing on hostile markup
         raise ExtractionError(f"extraction failed: {err!r}") from err
 
 
-def build_article(tree: HtmlElement, url: str) -> Article:
+def build_article(tree: HtmlElement, url: str, rules: Rules = RULES) -> Article:
     meta = pagemeta.read_meta(tree)
     title = pagemeta.find_title(tree, meta, url)
     authors = pagemeta.find_authors(meta) or guess_authors(tree)
     published = pagemeta.find_published(tree, meta) or guess_published(tree, url)
-    text = extract_text(tree, url, title, authors)
+    text = extract_text(tree, url, title, authors, rules)
     return Article(
         text=text,
         title=title,
@@ -105,21 +107,49 @@ def build_article(tree: HtmlElement, url: str) -> Article:
     )
 
 
-def extract_text(tree: HtmlElement, url: str, title: str | None, authors: tuple[str, ...]) -> str:
-    """Precision pass, cleaned; a balanced second pass when that leaves almost nothing."""
-    repair_tree(tree)
-    text = clean_text(run_trafilatura(tree, url, precision=True), title, authors)
-    if len(text) < MIN_RETRY_CHARS:
-        retry = clean_text(run_trafilatura(tree, url, precision=False), title, authors)
-        text = max(text, retry, key=len)
+def extract_text(
+    tree: HtmlElement, url: str, title: str | None, authors: tuple[str, ...], rules: Rules = RULES
+) -> str:
+    """Precision pass, cleaned; the recall safety net of `ingest.extract.body` decides."""
+    repair_tree(tree, rules)
+    passes = Passes(tree, url, title, authors, rules)
+    text = choose_body(passes.text("precision"), passes.second, page_chars(tree), rules)
     if not is_usable_text(text):
         raise ExtractionError("no usable body")
     return text
 
 
-def run_trafilatura(tree: HtmlElement, url: str, *, precision: bool) -> str:
-    """One trafilatura pass over (a copy of) the tree, reader comments excluded."""
-    doc = bare_extraction(tree, url=url, favor_precision=precision, include_comments=False)
+@dataclasses.dataclass(slots=True)
+class Passes:
+    """Trafilatura passes over one (repaired) tree, each run at most once, cleaned on demand.
+    (`raw` may be shared by several `Passes` of one tree: the benchmark's rule variants.)"""
+
+    tree: HtmlElement
+    url: str
+    title: str | None
+    authors: tuple[str, ...]
+    rules: Rules = RULES
+    raw: dict[str, str] = dataclasses.field(default_factory=dict)
+
+    def text(self, focus: str) -> str:
+        if focus not in self.raw:
+            self.raw[focus] = run_trafilatura(self.tree, self.url, focus)
+        return clean_text(self.raw[focus], self.title, self.authors, self.rules)
+
+    def second(self) -> str:
+        return self.text(self.rules.retry_focus)
+
+
+def run_trafilatura(tree: HtmlElement, url: str, focus: str) -> str:
+    """One trafilatura pass ("precision", "balanced" or "recall") over (a copy of) the tree,
+    reader comments excluded."""
+    doc = bare_extraction(
+        tree,
+        url=url,
+        favor_precision=focus == "precision",
+        favor_recall=focus == "recall",
+        include_comments=False,
+    )
     return (doc.text or "") if isinstance(doc, Document) else ""
 
 

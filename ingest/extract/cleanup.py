@@ -19,6 +19,8 @@ from itertools import pairwise, takewhile
 from lxml.etree import XPath
 from lxml.html import HtmlElement
 
+from ingest.extract.body import RULES, Rules
+
 WORD = re.compile(r"\w+")
 
 # a whole line, matched against its lower-case words joined by single spaces
@@ -106,15 +108,18 @@ LINK_TEXT_SHARE = 0.9  # a list of links whose text is (almost) all link text is
 # --- the tree, before trafilatura ------------------------------------------------------
 
 
-def repair_tree(tree: HtmlElement) -> None:
+def repair_tree(tree: HtmlElement, rules: Rules = RULES) -> None:
     """In place: join a split body, lift embedded tweets, drop link-only lists."""
     found: dict[str, list[HtmlElement]] = {"div": [], "blockquote": [], "ul": []}
     for element in REPAIR_TARGETS(tree):
         found[TARGET_KIND.get(element.tag, "div")].append(element)
     parts = [e for e in found["div"] if BODY_CLASS.search(e.get("class", ""))]
-    merge_split_body(tree, split_body_parts(parts))
-    unwrap_embedded_posts(found["blockquote"])
-    drop_link_lists(found["ul"])
+    if rules.join_split_body:
+        merge_split_body(tree, split_body_parts(parts))
+    if rules.lift_embedded_posts:
+        unwrap_embedded_posts(found["blockquote"])
+    if rules.drop_link_lists:
+        drop_link_lists(found["ul"])
 
 
 def merge_split_body(tree: HtmlElement, parts: list[HtmlElement]) -> None:
@@ -250,7 +255,7 @@ def is_byline(line: str, authors: Iterable[str]) -> bool:
         return True
     names = {w for a in authors for w in words(a)}
     rest = [w for w in found if w not in names and not is_date_word(w)]
-    return bool(names) and len(rest) <= 2 and len(rest) < len(found)
+    return any(w in names for w in found) and len(rest) <= 2
 
 
 def is_lead_noise(line: str, title: str | None, authors: Iterable[str]) -> bool:
@@ -279,8 +284,9 @@ def drop_boilerplate(lines: list[str]) -> list[str]:
     return kept
 
 
-def clean_text(text: str, title: str | None = None, authors: Iterable[str] = ()) -> str:
+def clean_text(text: str, title: str | None = None, authors: Iterable[str] = (), rules: Rules = RULES) -> str:
     """The body without a repeated headline/byline/dateline and without boilerplate lines."""
-    lines = [line.strip() for line in text.splitlines()]
-    lines = drop_lead([line for line in lines if line], title, authors)
-    return "\n".join(drop_boilerplate(lines))
+    lines = [stripped for line in text.splitlines() if (stripped := line.strip())]
+    if rules.drop_lead:
+        lines = drop_lead(lines, title, authors)
+    return "\n".join(drop_boilerplate(lines) if rules.drop_boilerplate else lines)

@@ -18,8 +18,10 @@ from ingest.extract.article import (
     choose_article,
     extract_article,
     is_stub,
+    parse_html,
 )
-from ingest.extract.cleanup import clean_text, is_boilerplate
+from ingest.extract.body import RULES, choose_body, fill_between, needs_recall, page_chars
+from ingest.extract.cleanup import clean_text, is_boilerplate, is_byline
 from ingest.extract.pagemeta import split_authors, strip_site_suffix, to_utc_iso
 from ingest.models import Article, FeedEntry
 
@@ -342,3 +344,64 @@ def test_strip_site_suffix() -> None:
     assert strip_site_suffix("Library opens late | Daily Times", "Daily Times", url) == ("Library opens late")
     assert strip_site_suffix("Library opens late - DailyTimes", None, url) == "Library opens late"
     assert strip_site_suffix("Rome: a city of water", "Daily Times", url) == ("Rome: a city of water")
+
+
+# --- the recall safety net ----------------------------------------------------------------
+
+LONG = "A long paragraph of the body that the precision pass kept, with enough words in it. " * 4
+
+
+def never_called() -> str:
+    raise AssertionError("the recall pass ran although the precision body was enough")
+
+
+def test_recall_pass_does_not_run_when_the_precision_body_covers_the_page() -> None:
+    assert choose_body(LONG, never_called, page=len(LONG)) == LONG
+    assert not needs_recall(LONG, len(LONG))
+
+
+def test_recall_pass_runs_for_a_small_part_of_the_page() -> None:
+    assert needs_recall(LONG, page=round(len(LONG) / RULES.page_share) + 10)
+    assert needs_recall("short body", page=0)  # nearly empty: always
+
+
+def test_no_safety_net_on_a_page_too_long_to_be_one_article() -> None:
+    assert not needs_recall(LONG, page=RULES.max_page_chars + 1)
+    assert needs_recall("short body", page=RULES.max_page_chars + 1)
+
+
+def test_a_small_precision_body_gives_way_to_the_recall_body() -> None:
+    recall = "\n".join([LONG] * 4)
+    assert choose_body(LONG, lambda: recall, page=len(recall)) == recall
+
+
+def test_a_short_body_takes_the_longer_pass() -> None:
+    assert choose_body("Tiny.", lambda: "", page=100) == "Tiny."
+    assert choose_body("Tiny.", lambda: "Tiny. And more.", page=100) == "Tiny. And more."
+
+
+def test_gaps_are_filled_between_the_first_and_last_line_only() -> None:
+    precision = "First paragraph.\nThird paragraph.\nFifth paragraph."
+    recall = "Menu\nFirst paragraph.\nA heading\nThird paragraph.\nFourth.\nFifth paragraph.\nRelated story"
+    expected = "First paragraph.\nA heading\nThird paragraph.\nFourth.\nFifth paragraph."
+    assert fill_between(precision, recall) == expected
+
+
+def test_gap_filling_keeps_precision_lines_the_recall_pass_lacks() -> None:
+    precision = "One.\nOnly in precision.\nThree."
+    assert fill_between(precision, "One.\nTwo.\nThree.") == "One.\nOnly in precision.\nTwo.\nThree."
+    assert fill_between(precision, "Something else entirely.") == precision
+
+
+def test_page_chars_counts_main_text_only() -> None:
+    html = (
+        "<html><body><nav>Home News Sport</nav><header>Daily Times</header>"
+        "<p>Twenty characters..<a href='/x'>linked words</a></p><script>var x = 1;</script>"
+        "<style>p { color: red }</style><aside>Most read</aside><footer>Imprint</footer></body></html>"
+    )
+    assert page_chars(parse_html(html)) == len("Twenty characters..")
+
+
+def test_a_heading_with_few_words_is_no_byline() -> None:
+    assert not is_byline("Poles and geometry", ("Maren Holt",))
+    assert is_byline("Maren Holt and Ana Lima", ("Maren Holt", "Ana Lima"))
