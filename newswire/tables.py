@@ -1,0 +1,77 @@
+"""Tables that read on a terminal and in a pipe (CONTRACT §2).
+
+On a terminal: a rich table, long cells folded to the screen. Anywhere else (`| less`, `| grep`,
+`> file`): one row per line, tab-separated, after one header line (and a `# title` line before it
+when the command prints several tables), nothing truncated or wrapped; a tab or a line break inside
+a cell becomes a space, so each row stays one line.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import IO
+
+import click
+from rich import box
+from rich.console import Console
+from rich.table import Table
+
+BREAKS = re.compile(r"[\t\r\n\v\f]+")
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    header: str  # the header line of the tab-separated form: a stable name for `cut` and scripts
+    title: str = ""  # the rich table's heading (default: the header)
+    width: int | None = None  # on a terminal, cells longer than this are cut with an ellipsis
+
+
+def is_terminal(stream: IO[str] | None = None) -> bool:
+    stream = stream or sys.stdout
+    return bool(getattr(stream, "isatty", lambda: False)())
+
+
+def cell(value: object) -> str:
+    """One table cell as text on one line."""
+    return "" if value is None else BREAKS.sub(" ", str(value))
+
+
+def tsv_lines(columns: Sequence[Column], rows: Sequence[Sequence[object]]) -> list[str]:
+    """The header line, then one tab-separated line per row."""
+    return ["\t".join(c.header for c in columns)] + ["\t".join(cell(v) for v in row) for row in rows]
+
+
+def rich_table(
+    columns: Sequence[Column], rows: Sequence[Sequence[object]], title: str | None = None
+) -> Table:
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD)
+    for column in columns:
+        table.add_column(column.title or column.header, overflow="fold")
+    for row in rows:
+        table.add_row(*(shorten(cell(v), c.width) for c, v in zip(columns, row, strict=True)))
+    return table
+
+
+def shorten(text: str, width: int | None) -> str:
+    return text if width is None or len(text) <= width else text[: width - 1] + "…"
+
+
+def print_table(
+    columns: Sequence[Column],
+    rows: Sequence[Sequence[object]],
+    *,
+    title: str | None = None,
+    console: Console | None = None,
+    terminal: bool | None = None,
+) -> None:
+    """A rich table on a terminal, tab-separated lines otherwise (`terminal` overrides the check)."""
+    if terminal if terminal is not None else is_terminal():
+        (console or Console()).print(rich_table(columns, rows, title))
+        return
+    if title:
+        click.echo(f"# {title}")
+    for line in tsv_lines(columns, rows):
+        click.echo(line)
