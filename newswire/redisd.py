@@ -138,7 +138,7 @@ def start(
     data_dir.mkdir(parents=True, exist_ok=True)
     running = find_running(data_dir)
     if running is not None:
-        log.info("reusing embedded Redis at %s (pid %d)", running.url, running.pid)
+        log.debug("reusing embedded Redis at %s (pid %d)", running.url, running.pid)
         return running
     port = port or free_port()
     config = data_dir / "valkey.conf"
