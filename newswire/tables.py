@@ -8,9 +8,10 @@ a cell becomes a space, so each row stays one line.
 
 from __future__ import annotations
 
+import os
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import IO
 
@@ -71,7 +72,15 @@ def print_table(
     if terminal if terminal is not None else is_terminal():
         (console or Console()).print(rich_table(columns, rows, title))
         return
-    if title:
-        click.echo(f"# {title}")
-    for line in tsv_lines(columns, rows):
-        click.echo(line)
+    emit_lines(([f"# {title}"] if title else []) + tsv_lines(columns, rows))
+
+
+def emit_lines(lines: Iterable[str]) -> None:
+    """Lines to stdout; a reader that stops early (`| head`) ends the command quietly."""
+    try:
+        for line in lines:
+            click.echo(line)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        raise SystemExit(0) from None

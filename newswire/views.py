@@ -18,7 +18,7 @@ from ingest.feeds.registry import RedisFeedRegistry
 from ingest.models import Feed
 from ingest.tag.topics import Topic, TopicError, TopicSet, load_topics
 from newswire.health import FeedRow, Snapshot, evaluate, feed_health
-from newswire.tables import Column, is_terminal, print_table
+from newswire.tables import Column, emit_lines, is_terminal, print_table
 from newswire.verdict import Signals, service_checks
 
 console = Console()
@@ -55,8 +55,7 @@ FEED_COLUMNS = (
 def print_feeds(rows: list[dict[str, Any]], *, as_json: bool, terminal: bool | None = None) -> None:
     """One JSON object per feed, or the table (every value in full when stdout is not a terminal)."""
     if as_json:
-        for row in rows:
-            click.echo(orjson.dumps(row).decode())
+        emit_lines(orjson.dumps(row).decode() for row in rows)
         return
     on_terminal = is_terminal() if terminal is None else terminal
     print_table(
@@ -95,8 +94,7 @@ TOPIC_COLUMNS = (Column("slug"), Column("name"), Column("description"))
 
 def print_topics(topics: TopicSet, *, as_json: bool = False) -> None:
     if as_json:
-        for topic in topics.topics:
-            click.echo(orjson.dumps(topic_row(topic)).decode())
+        emit_lines(orjson.dumps(topic_row(topic)).decode() for topic in topics.topics)
         return
     rows = [(t.slug, t.name, t.description) for t in topics.topics]
     print_table(TOPIC_COLUMNS, rows, console=console)
