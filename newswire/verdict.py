@@ -65,7 +65,11 @@ def feeds_check(feeds: FeedOverview) -> Check:
     polled = counts["ok"] + counts["failing"] + counts["disabled"]
     bad = counts["failing"] + counts["disabled"]
     if not counts["registered"]:
-        return Check("feeds", False, "no feed registered: add one with `newswire feeds add URL`")
+        return Check(
+            "feeds", False,
+            "no feed registered (beat registers the feeds file's feeds at its first tick; "
+            "`newswire feeds add URL` adds one)",
+        )  # fmt: skip
     if not polled:
         if counts["new"]:
             return Check("feeds", True, f"{counts['new']} feeds not polled yet")

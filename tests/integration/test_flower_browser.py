@@ -102,6 +102,7 @@ def test_flower_lists_every_task_with_its_name_and_args(
 ) -> None:
     from playwright.sync_api import sync_playwright  # noqa: PLC0415 - a dev dependency, for this test
 
+    assert CHROMIUM.exists(), "needs Debian's Chromium: apt-get install -y chromium"
     flower, _client = service
     done = lambda: sum(t.get("state") == "SUCCESS" for t in flower_tasks(flower).values())  # noqa: E731
     wait_for(lambda: done() >= 8, 60, "Flower to list the finished tasks")
