@@ -28,6 +28,16 @@ Parser = Callable[[str, str], Any]  # (raw value, variable name) -> typed value,
 DEFAULT_USER_AGENT = "newswire/0.1 (+https://github.com/newswire/newswire)"
 PREFIX_RE = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+FLAGS = {
+    "1": True,
+    "true": True,
+    "yes": True,
+    "on": True,
+    "0": False,
+    "false": False,
+    "no": False,
+    "off": False,
+}
 
 
 class SettingsError(ValueError):
@@ -78,7 +88,15 @@ def url(*schemes: str) -> Parser:
 
 
 def path(raw: str, name: str) -> Path:
-    return Path(raw)
+    """Absolute, against the working directory at load time (`~` expanded, symlinks kept)."""
+    return Path(os.path.abspath(os.path.expanduser(raw)))
+
+
+def flag(raw: str, name: str) -> bool:
+    lowered = raw.strip().lower()
+    if lowered not in FLAGS:
+        raise SettingsError(f"{name}: {raw!r} is not one of {', '.join(FLAGS)}")
+    return FLAGS[lowered]
 
 
 def identifier(raw: str, name: str) -> str:
@@ -259,6 +277,14 @@ class Settings:
         "`hub.lease_seconds` asked of WebSub hubs (the hub decides; renewed at 80%)",
     )  # fmt: skip
 
+    task_events: bool = setting(
+        "NEWSWIRE_TASK_EVENTS", False, flag,
+        "workers send task events from their first task, so Flower lists every task with its name and "
+        "arguments; `newswire up` turns them on when it starts Flower (they cost ~1.7 ms of CPU per "
+        "article, `docs/performance.md`)",
+        shown="`0` (off; on under `newswire up` with Flower)",
+    )  # fmt: skip
+
     @property
     def effective_broker_url(self) -> str:
         broker = self.broker_url or self.redis_url
@@ -284,6 +310,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         raw = env.get(f.metadata["env"])
         if raw:  # unset and empty both mean the default
             values[f.name] = f.metadata["parse"](raw, f.metadata["env"])
+        elif f.metadata["parse"] is path:  # a relative default is resolved like a relative value
+            values[f.name] = path(str(f.default), f.metadata["env"])
     return Settings(**values)
 
 

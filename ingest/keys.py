@@ -157,6 +157,10 @@ def metric_histograms(prefix: str) -> str:
     return f"{prefix}:metrics:histograms"
 
 
+def queue_depths(prefix: str) -> str:
+    return f"{prefix}:queue_depths"
+
+
 def sweep_pending(prefix: str, sweep_id: str) -> str:
     return f"{prefix}:sweep:{sweep_id}:pending"
 

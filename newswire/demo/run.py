@@ -11,7 +11,6 @@ from typing import Any
 import orjson
 import redis
 from rich.console import Console
-from rich.table import Table
 
 from config.settings import Settings
 from ingest.keys import articles_stream, duplicates_stream, topic_stream
@@ -19,6 +18,7 @@ from ingest.tag.topics import load_topics
 from newswire import redisd
 from newswire.demo.server import SiteServer
 from newswire.sweep import run_sweep
+from newswire.tables import Column, print_table
 
 SITE = Path(__file__).resolve().parent / "site"
 console = Console()
@@ -32,7 +32,8 @@ def run_demo(settings: Settings, *, timeout: float) -> int:
         try:
             demo = demo_settings(settings, server.url, feeds_path, Path(tmp))
             console.print(
-                f"[bold]newswire demo[/]: sample news site at {site.base_url}, Redis at {server.url}"
+                f"[bold]newswire demo[/]: sample news site at {site.base_url}, Redis at {server.url}",
+                soft_wrap=True,
             )
             result = run_sweep(demo, timeout=timeout)
             show_stories(redis.Redis.from_url(server.url), demo)
@@ -61,20 +62,26 @@ def show_stories(client: redis.Redis, settings: Settings) -> None:
     for topic in load_topics(settings.topics_path).topics:
         docs = read_stream(client, topic_stream(settings.prefix, topic.slug))
         if docs:
-            console.print(story_table(f"{topic.slug} ({len(docs)})", docs, topic.slug))
+            print_stories(f"{topic.slug} ({len(docs)})", docs, topic.slug)
     untagged = [d for d in articles if not d["topics"]]
-    console.print(story_table(f"no topic ({len(untagged)})", untagged, None))
+    print_stories(f"no topic ({len(untagged)})", untagged, None)
     duplicates = read_stream(client, duplicates_stream(settings.prefix))
     for dup in duplicates:
         console.print(
-            f"[yellow]duplicate[/] {dup['source']}: {dup['title']!r} -> copy of {dup['duplicate_of']}"
+            f"[yellow]duplicate[/] {dup['source']}: {dup['title']!r} -> copy of {dup['duplicate_of']}",
+            soft_wrap=True,
         )
 
 
-def story_table(title: str, docs: list[dict[str, Any]], slug: str | None) -> Table:
-    table = Table("source", "title", "score", "evidence", title=title, title_justify="left")
+STORY_COLUMNS = (Column("source"), Column("title"), Column("score"), Column("evidence"), Column("url"))
+
+
+def print_stories(title: str, docs: list[dict[str, Any]], slug: str | None) -> None:
+    """One table per topic: rich on a terminal, tab-separated lines in a pipe (newswire/tables.py)."""
+    rows = []
     for doc in docs:
         match = next((t for t in doc["topics"] if t["slug"] == slug), None)
         evidence = ", ".join(e["term"] for e in match["evidence"][:4]) if match else ""
-        table.add_row(doc["source"] or "", doc["title"], f"{match['score']:.2f}" if match else "", evidence)
-    return table
+        score = f"{match['score']:.2f}" if match else ""
+        rows.append((doc["source"] or "", doc["title"], score, evidence, doc["url"]))
+    print_table(STORY_COLUMNS, rows, title=title, console=console)

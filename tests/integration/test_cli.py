@@ -40,8 +40,16 @@ def test_extract_a_url_goes_through_the_guarded_fetcher(cli_env: dict[str, str],
 def test_topics_list_and_explain(cli_env: dict[str, str]) -> None:
     listed = run_cli(["topics", "list"], cli_env)
     assert listed.returncode == 0, listed.stderr
+    header, *rows = listed.stdout.splitlines()  # a pipe: tab-separated, one topic a line
+    assert header == "slug\tname\tdescription"
+    slugs = [row.split("\t")[0] for row in rows]
     for slug in ("ukraine-ceasefire-talks", "russia-sanctions", "us-trade-tariffs"):
-        assert slug in listed.stdout
+        assert slug in slugs
+    as_json = [
+        orjson.loads(line) for line in run_cli(["topics", "list", "--json"], cli_env).stdout.splitlines()
+    ]
+    assert [t["slug"] for t in as_json] == slugs
+    assert all(t["query"] for t in as_json)
     explained = run_cli(["topics", "explain", str(FIXTURE_SITE / "json/kyiv-cup-penalties.html")], cli_env)
     assert explained.returncode == 0, explained.stderr
     report = orjson.loads(explained.stdout)
@@ -78,6 +86,11 @@ def test_feed_health_and_status_after_a_sweep(cli_env: dict[str, str], site: Sit
     assert rows["/news/rss.xml"]["health"] == "ok"
     assert rows["/empty/rss.xml"]["health"] == "failing"
     assert "500" in rows["/empty/rss.xml"]["last_error"]
+    table = run_cli(["feeds", "list"], cli_env).stdout.splitlines()
+    columns = table[0].split("\t")
+    by_url = {line.split("\t")[2]: dict(zip(columns, line.split("\t"), strict=True)) for line in table[1:]}
+    assert {url.removeprefix(site.base_url) for url in by_url} == set(rows)  # every feed URL, in full
+    assert by_url[f"{site.base_url}/empty/rss.xml"]["last_error"] == rows["/empty/rss.xml"]["last_error"]
     status = run_cli(["status", "--json"], cli_env)
     assert status.returncode == 0, status.stderr
     report = orjson.loads(status.stdout.splitlines()[-1])

@@ -1,3 +1,4 @@
+import os
 from pathlib import Path
 
 import pytest
@@ -9,7 +10,7 @@ def test_defaults_need_no_environment() -> None:
     settings = load_settings({})
     assert settings.redis_url is None
     assert settings.prefix == "newswire"
-    assert settings.feeds_path == Path("config/feeds.toml")
+    assert settings.feeds_path == Path.cwd() / "config" / "feeds.toml"
     assert settings.flower_port == 5555
     assert settings.allowed_networks == ()
 
@@ -75,3 +76,46 @@ def test_the_readme_lists_every_setting_as_the_table_says() -> None:
 
 def test_test_only_variables_are_not_settings() -> None:
     assert not any("TEST" in name for name in KNOWN)
+
+
+PATH_SETTINGS = [
+    ("NEWSWIRE_DATA_DIR", "data_dir", "var", "state/here"),
+    ("NEWSWIRE_FEEDS", "feeds_path", "config/feeds.toml", "mine/feeds.opml"),
+    ("NEWSWIRE_TOPICS", "topics_path", "config/topics.toml", "../elsewhere/topics.toml"),
+    ("NEWSWIRE_WEBHOOKS", "webhooks_path", "config/webhooks.toml", "./hooks.toml"),
+]
+
+
+@pytest.mark.parametrize(("env", "field", "default", "relative"), PATH_SETTINGS)
+def test_a_relative_path_is_resolved_once_against_the_working_directory(
+    env: str, field: str, default: str, relative: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.mkdir()
+    second.mkdir()
+    monkeypatch.chdir(first)
+    given = load_settings({env: relative})
+    defaulted = load_settings({})
+    monkeypatch.chdir(second)  # a later change of directory moves nothing: resolved at load
+    assert getattr(given, field) == Path(os.path.normpath(first / relative))
+    assert getattr(defaulted, field) == first / default
+    assert getattr(given, field).is_absolute()
+    assert load_settings(settings_env(given)) == given  # a child in another directory sees the same file
+
+
+def test_an_absolute_path_and_a_home_path_stay_where_they_point(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOME", "/home/someone")
+    assert load_settings({"NEWSWIRE_FEEDS": "/etc/newswire/feeds.toml"}).feeds_path == Path(
+        "/etc/newswire/feeds.toml"
+    )
+    assert load_settings({"NEWSWIRE_DATA_DIR": "~/nw"}).data_dir == Path("/home/someone/nw")
+
+
+@pytest.mark.parametrize(
+    ("raw", "value"), [("1", True), ("true", True), ("On", True), ("0", False), ("no", False)]
+)
+def test_task_events_is_a_flag(raw: str, value: bool) -> None:
+    assert load_settings({"NEWSWIRE_TASK_EVENTS": raw}).task_events is value
+    assert load_settings({}).task_events is False
+    with pytest.raises(SettingsError, match="NEWSWIRE_TASK_EVENTS"):
+        load_settings({"NEWSWIRE_TASK_EVENTS": "maybe"})

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 from pathlib import Path
 
@@ -14,7 +13,6 @@ from ingest.tag.diff import diff_topics
 from ingest.tag.labels import LabelsError, read_labels, score_labels
 from ingest.tag.topics import load_topics
 from newswire.cli import main
-from newswire.tables import print_table
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "topics"
 LABELS, TOPICS = FIXTURES / "labels.jsonl", FIXTURES / "topics.toml"
@@ -26,7 +24,8 @@ def run(*args: str) -> tuple[int, str]:
 
 
 def tsv(block: str) -> list[dict[str, str]]:
-    header, *rows = block.strip("\n").split("\n")
+    """The rows of one table printed for a pipe (its `# title` line skipped)."""
+    header, *rows = [line for line in block.strip("\n").split("\n") if not line.startswith("# ")]
     return [dict(zip(header.split("\t"), row.split("\t"), strict=True)) for row in rows]
 
 
@@ -150,23 +149,6 @@ def test_an_unchanged_draft_changes_nothing() -> None:
     assert report.changes == ()
 
 
-class Terminal(io.StringIO):
-    def isatty(self) -> bool:
-        return True
-
-
-def test_tables_are_boxed_for_a_terminal_and_tab_separated_otherwise() -> None:
-    rows = [("a", 1, 0.5), ("b\twith tab", None, 2.0)]
-    plain = io.StringIO()
-    print_table(("name", "n", "x"), rows, out=plain)
-    assert plain.getvalue() == "name\tn\tx\na\t1\t0.5\nb with tab\t\t2\n"
-    boxed = Terminal()
-    print_table(("name", "n", "x"), rows, title="t", out=boxed)
-    assert boxed.getvalue().count("┏") == 1
-    assert "│ a " in boxed.getvalue()
-    assert "\t" not in boxed.getvalue()
-
-
 def test_topics_list_prints_one_row_per_topic_or_json(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("NEWSWIRE_TOPICS", str(TOPICS))
     code, out = run("list")
@@ -182,4 +164,4 @@ def test_topics_test_scores_the_file_in_use_by_default(monkeypatch: pytest.Monke
     monkeypatch.setenv("NEWSWIRE_TOPICS", str(TOPICS))
     in_use = run("test", "--labels", str(LABELS))
     assert in_use == run("test", "--labels", str(LABELS), "--topics", str(TOPICS))
-    assert in_use[1].startswith("topic\tlabelled")
+    assert in_use[1].startswith("# 6 labelled items\ntopic\tlabelled")  # each table's title, then its header
