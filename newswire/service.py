@@ -244,9 +244,9 @@ class Supervisor:
             )
         delay = self.policy.delay(child.crashes, now)
         child.restart_at = now + delay
-        log.error("%s exited unexpectedly (%s): restarting it in %.0fs (crash %d of %d allowed within %.0fs)",
-                  child.name, how, delay, recent, self.policy.max_crashes - 1, self.policy.window_s,
-                  extra={"stage": "supervisor", "outcome": "crashed", "child": child.name})  # fmt: skip
+        log.error("%s exited unexpectedly (%s): restarting it in %.0fs (%d crash(es) within %.0fs; %d "
+                  "stop the service)", child.name, how, delay, recent, self.policy.window_s,
+                  self.policy.max_crashes, extra={"stage": "supervisor", "outcome": "crashed"})  # fmt: skip
 
     def restart(self, child: Supervised) -> None:
         child.restart_at = None

@@ -22,9 +22,9 @@ from typing import Any
 import redis
 
 from ingest.keys import pollers
+from newswire.service import beat_argv
 from tests.conftest import ROOT
 from tests.faults.harness import Worker, Workers, stream_docs, wait_for
-from newswire.service import beat_argv
 
 PAUSE_MS = 10_000  # writes paused at most this long; unpaused as soon as the workers are dead
 
@@ -109,6 +109,11 @@ def stream_doc_id(fields: dict[bytes, bytes]) -> str:
     return str(orjson.loads(fields[b"data"])["id"])
 
 
+def published_all(client: redis.Redis, stream: str, expected: set[str]) -> Callable[[], bool]:
+    """A predicate for `wait_for`: every expected document is in `stream`."""
+    return lambda: batch_figures(client, stream, expected)["published"] == len(expected)
+
+
 def batch_figures(client: redis.Redis, stream: str, expected: set[str]) -> dict[str, int]:
     """Expected / published / duplicated / lost for the documents of one batch in one stream."""
     found = [str(d["id"]) for d in stream_docs(client, stream) if str(d["id"]) in expected]
@@ -140,4 +145,3 @@ min_score = 2
 def write_topics(path: Path, extra: str = "") -> Path:
     path.write_text((ROOT / "config" / "topics.toml").read_text() + extra)
     return path
-
