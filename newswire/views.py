@@ -169,7 +169,15 @@ def summary_grid(report: dict[str, Any]) -> Table:
     grid.add_row("queues", mark(checks.get("broker")), queues_line(report))
     grid.add_row("feeds", mark(checks.get("schedule")), feeds_line(report["feeds"]))
     grid.add_row("streams", "", streams_line(report))
+    if restarts_line(report):
+        grid.add_row("restarts", "", restarts_line(report))
     return grid
+
+
+def restarts_line(report: dict[str, Any]) -> str:
+    """Processes `newswire up` restarted after they died (`restart:{child}` counters), "" if none."""
+    counts = {k.split(":", 1)[1]: v for k, v in report["counters"].items() if k.startswith("restart:")}
+    return " · ".join(f"{name} {n:,}" for name, n in sorted(counts.items()))
 
 
 def mark(check: dict[str, Any] | None) -> Text:
