@@ -220,7 +220,7 @@ def heartbeat_for(app: Any) -> Heartbeat:
     settings = app.conf.newswire_settings
     ttl_s = float(settings.worker_ttl)
     sides: list[Side] = [StateSide(settings.redis_url, settings.prefix, ttl_s)]
-    if settings.effective_broker_url.startswith(("redis://", "rediss://", "unix://")):
+    if settings.effective_broker_url.startswith(("redis://", "rediss://")):  # workers/broker.py's transport
         sides.append(BrokerSide(app.connection_for_write, ttl_s))
     return Heartbeat(sides, ttl_s)
 
