@@ -187,12 +187,12 @@ COLUMNS = ("run", "expected", "out", "twice", "lost", "markâ†’last s", "restartâ
 
 def print_table(runs: list[Run], items: int) -> None:
     print(f"\n{items} items on the web; all settings at their defaults (visibility timeout 3600 s, TTL 10 s)")
-    print("".join(f"{c:>17}" if i else f"{c:<16}" for i, c in enumerate(COLUMNS)))
+    print("".join(f"{c:>16}" if i else f"{c:<15}" for i, c in enumerate(COLUMNS)))
     for r in runs:
         cells = [r.name, r.expected, r.out, r.twice, r.lost, r.mark_to_last_s, r.restart_to_first_s,
                  r.restart_to_last_s]  # fmt: skip
         shown = ["" if c is None else f"{c:.1f}" if isinstance(c, float) else str(c) for c in cells]
-        print("".join(f"{c:>17}" if i else f"{c:<16}" for i, c in enumerate(shown)))
+        print("".join(f"{c:>16}" if i else f"{c:<15}" for i, c in enumerate(shown)))
 
 
 def main(argv: list[str] | None = None) -> int:
