@@ -224,7 +224,13 @@ class Settings:
     )  # fmt: skip
     visibility_timeout: int = setting(
         "NEWSWIRE_VISIBILITY_TIMEOUT", 3600, integer(5, 7 * 86400),
-        "seconds before tasks held by a dead worker are redelivered (Redis broker)",
+        "seconds before any unacknowledged task is redelivered (Redis broker): the backstop; a dead "
+        "worker's tasks come back after `NEWSWIRE_WORKER_TTL`",
+    )  # fmt: skip
+    worker_ttl: float = setting(
+        "NEWSWIRE_WORKER_TTL", 10.0, number(2.0, 600),
+        "seconds without a heartbeat before a worker counts as dead: its unacknowledged tasks and "
+        "its feed polls are handed out again (`docs/faults.md`)",
     )  # fmt: skip
     stream_maxlen: int = setting(
         "NEWSWIRE_STREAM_MAXLEN", 1_000_000, integer(1000, 1 << 40), "approximate cap on each output stream",

@@ -220,6 +220,31 @@ def push_body(prefix: str, push_id: str) -> str:
     return f"{prefix}:push:{push_id}"
 
 
+# --- liveness: who holds what, until when (workers/liveness.py, docs/faults.md) ----------------------
+
+
+def workers(prefix: str) -> str:
+    """In the state Redis: worker process -> heartbeat expiry (ms); feed polls are tied to it."""
+    return f"{prefix}:workers"
+
+
+def pollers(prefix: str) -> str:
+    return f"{prefix}:pollers"
+
+
+def broker_workers(prefix: str) -> str:
+    """In the broker's Redis: broker channel of a worker -> heartbeat expiry (ms)."""
+    return f"{prefix}:broker:workers"
+
+
+def broker_owners(prefix: str) -> str:
+    return f"{prefix}:broker:owners"
+
+
+def broker_held(prefix: str, holder: str) -> str:
+    return f"{prefix}:broker:held:{holder}"
+
+
 NOT_BUILDERS = frozenset({"stream_prefix", "families"})
 BUILDERS: tuple[Callable[..., str], ...] = tuple(
     value

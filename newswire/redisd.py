@@ -157,6 +157,22 @@ def start(
     return server
 
 
+def restart(server: EmbeddedRedis, timeout: float = 30.0) -> EmbeddedRedis:
+    """The same server again after it died: same port (clients keep their URL), same data (the AOF
+    replays), started like the first time; what is left of the old one is cleared first."""
+    if server.process is not None and server.process.poll() is None:
+        server.kill()
+    persistent = "appendonly yes" in config_text(server.data_dir)
+    return start(server.data_dir, port=server.port, persistent=persistent, timeout=timeout)
+
+
+def config_text(data_dir: Path) -> str:
+    try:
+        return (data_dir / "valkey.conf").read_text()
+    except OSError:
+        return ""
+
+
 def wait_ready(server: EmbeddedRedis, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     client = redis.Redis.from_url(server.url, socket_connect_timeout=1, socket_timeout=5)

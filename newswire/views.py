@@ -222,9 +222,17 @@ def summary_rows(report: dict[str, Any], *, plain: bool = False) -> list[tuple[s
         ("feeds", mark(checks.get("schedule"), checks.get("feeds")), feeds_line(report["feeds"])),
         ("streams", mark(checks.get("retention")), streams_line(report)),
     ]
+    if restarts_line(report):
+        rows.append(("restarts", Text(""), restarts_line(report)))
     if plain:
         return [(part, ok.plain, Text.from_markup(detail).plain) for part, ok, detail in rows]
     return rows
+
+
+def restarts_line(report: dict[str, Any]) -> str:
+    """Processes `newswire up` restarted after they died (`restart:{child}` counters), "" if none."""
+    counts = {k.split(":", 1)[1]: v for k, v in report["counters"].items() if k.startswith("restart:")}
+    return " · ".join(f"{name} {n:,}" for name, n in sorted(counts.items()))
 
 
 def summary_grid(report: dict[str, Any]) -> Table:

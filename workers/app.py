@@ -31,11 +31,8 @@ def queue_name(prefix: str, stage: str) -> str:
 
 
 def create_app(settings: Settings) -> Celery:
-    app = Celery(
-        "newswire",
-        broker=settings.effective_broker_url,
-        include=["workers.tasks", "workers.websub", "workers.signals"],
-    )
+    include = ["workers.tasks", "workers.websub", "workers.signals", "workers.liveness"]
+    app = Celery("newswire", broker=settings.effective_broker_url, include=include)
     app.conf.update(celery_config(settings))
     app.conf.newswire_settings = settings
     return app
@@ -43,7 +40,7 @@ def create_app(settings: Settings) -> Celery:
 
 def celery_config(settings: Settings) -> dict[str, object]:
     """No-loss settings: late acks, redelivery on a lost worker, one message prefetched."""
-    visibility = settings.visibility_timeout  # a dead worker's unacked tasks come back after this
+    visibility = settings.visibility_timeout  # the backstop: any unacked task comes back after this
     names = [queue_name(settings.prefix, stage) for stage in STAGES]
     batch_limit = settings.extract_time_limit * EXTRACT_BATCH + 30
     return {
@@ -59,11 +56,15 @@ def celery_config(settings: Settings) -> dict[str, object]:
         # visibility_timeout: Redis transport only; confirm_publish: RabbitMQ acknowledges every message
         # a task sends before that task is acked (ignored by the Redis transport)
         # (the unacked index is scanned every unacked_restore_interval seconds: redelivery within ~10%)
+        # newswire_*: the heartbeat keys of workers/broker.py (a dead worker's tasks are back within
+        # about NEWSWIRE_WORKER_TTL; the visibility timeout stays as the backstop)
         "broker_transport_options": {
             "visibility_timeout": visibility,
             "confirm_publish": True,
             "unacked_restore_interval": max(1, min(10, visibility // 10)),
             "unacked_restore_throttle": 1,
+            "newswire_prefix": settings.prefix,
+            "newswire_worker_ttl": settings.worker_ttl,
         },
         "broker_connection_retry_on_startup": True,
         # imported by every worker and beat: kombu's Redis transport with the fixes in workers/broker.py

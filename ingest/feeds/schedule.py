@@ -2,8 +2,13 @@
 
 The schedule is one sorted set of next-poll times. A tick claims the due feeds
 atomically (Lua), moving them to an in-flight set with a lease; a poll that
-finishes puts its feed back with the next time; a lease that expires (a worker
-died) is reaped back into the schedule. No ETA/countdown tasks anywhere.
+finishes puts its feed back with the next time; a lease that expires is reaped
+back into the schedule. No ETA/countdown tasks anywhere.
+
+The lease (`LEASE_S`) covers the time a claimed feed waits in the queue, where the broker
+answers for it. Once a worker starts polling the feed, the poll is tied to that worker
+process (`hold_poll`): when the process's heartbeat expires (it died), `reap_pollers` puts
+the feed back at once instead of after the lease (workers/liveness.py, docs/faults.md).
 
 Every script touches only the members it moves, so the cost of a tick grows with
 the number of due feeds, not with the number registered (bench/scheduler.py).
@@ -102,6 +107,11 @@ class RedisSchedule:
         self._reap = lua.register(client, "ingest.feeds", "reap.lua")
         self._add = lua.register(client, "ingest.feeds", "add.lua")
         self._finish = lua.register(client, "ingest.feeds", "finish.lua")
+        self.pollers_key = keys.pollers(prefix)
+        self.workers_key = keys.workers(prefix)
+        self._hold = lua.register(client, "ingest.feeds", "hold.lua")
+        self._release = lua.register(client, "ingest.feeds", "release.lua")
+        self._reap_pollers = lua.register(client, "ingest.feeds", "reap_pollers.lua")
 
     def add(self, url: str, at: float, *, only_new: bool = True) -> None:
         if only_new:
@@ -150,6 +160,18 @@ class RedisSchedule:
 
     def reap(self, now: float, limit: int = 1000) -> int:
         return int(self._reap(keys=[self.inflight_key, self.due_key], args=[now, limit]))
+
+    def hold_poll(self, url: str, holder: str, ttl_ms: int) -> None:
+        """A poll of `url` starts in worker process `holder` (alive while its heartbeat is)."""
+        self._hold(keys=[self.pollers_key, self.workers_key], args=[url, holder, ttl_ms])
+
+    def release_poll(self, url: str, holder: str) -> bool:
+        return bool(self._release(keys=[self.pollers_key], args=[url, holder]))
+
+    def reap_pollers(self) -> int:
+        """Feeds being polled by a worker process whose heartbeat expired: back in the schedule, due now."""
+        names = [self.pollers_key, self.workers_key, self.inflight_key, self.due_key]
+        return int(self._reap_pollers(keys=names, args=[]))
 
     def next_poll(self, url: str) -> float | None:
         score = self.client.zscore(self.due_key, url)

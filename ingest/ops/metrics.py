@@ -73,6 +73,12 @@ COUNTERS = {
         CounterSpec("newswire_topic_published", "Articles published to each topic stream", ("topic",)),
         CounterSpec("newswire_dead_letters", "Items given up on (dead-letter stream), by task", ("task",)),
         CounterSpec("newswire_task_retries", "Retries after an infrastructure error, by task", ("task",)),
+        CounterSpec(
+            "newswire_child_restarts",
+            "Processes of `newswire up` restarted after they died: worker-io, worker-extract, beat, "
+            "flower, metrics, http, redis",
+            ("child",),
+        ),
     )
 }
 

@@ -248,7 +248,8 @@ def delivery_figures(client: redis.Redis, prefix: str, expected: Iterable[str]) 
     """Articles expected / found / duplicated / lost in `{prefix}:articles`, plus the other streams."""
     wanted = set(expected)
     found = [str(d["id"]) for d in stream_docs(client, articles_stream(prefix))]
-    topic_ids = [str(d["id"]) for s in topic_streams(client, prefix) for d in stream_docs(client, s)]
+    per_topic = [[str(d["id"]) for d in stream_docs(client, s)] for s in topic_streams(client, prefix)]
+    topic_ids = [i for ids in per_topic for i in ids]
     return {
         "expected": len(wanted),
         "found": len(set(found) & wanted),
@@ -256,7 +257,7 @@ def delivery_figures(client: redis.Redis, prefix: str, expected: Iterable[str]) 
         "lost": len(wanted - set(found)),
         "unexpected": len(set(found) - wanted),
         "topic_entries": len(topic_ids),
-        "topic_duplicated": len(topic_ids) - len(set(topic_ids)),
+        "topic_duplicated": sum(len(ids) - len(set(ids)) for ids in per_topic),  # within each stream
         "duplicates_stream": int(client.xlen(duplicates_stream(prefix))),
         "deadletter": int(client.xlen(deadletter_stream(prefix))),
     }

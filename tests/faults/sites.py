@@ -75,11 +75,14 @@ def feed_xml(name: str, specs: list[ArticleSpec], summaries: dict[str, str]) -> 
 """
 
 
-def write_news_site(root: Path, feeds: int, per_feed: int, seed: int = 8) -> list[ArticleSpec]:
-    """Write `feeds` RSS feeds of `per_feed` articles each under `root`; returns every article."""
-    rng = random.Random(seed)
+def write_news_site(
+    root: Path, feeds: int, per_feed: int, seed: int = 8, *, first: int = 0, paragraphs: int = 5
+) -> list[ArticleSpec]:
+    """Write `feeds` RSS feeds of `per_feed` articles each under `root` (desks `first`, `first + 1`,
+    ...; articles of `paragraphs` paragraphs); returns every article."""
+    rng = random.Random(seed + first)
     every: list[ArticleSpec] = []
-    for f in range(feeds):
+    for f in range(first, first + feeds):
         folder = root / f"desk{f}"
         folder.mkdir(parents=True, exist_ok=True)
         specs, summaries = [], {}
@@ -88,11 +91,11 @@ def write_news_site(root: Path, feeds: int, per_feed: int, seed: int = 8) -> lis
             spec = ArticleSpec(
                 f"/desk{f}/rss.xml", f"/desk{f}/story-{a}.html", f"Story {n}: {word(rng)}", n % 10 == 3
             )
-            paragraphs = [paragraph(rng) for _ in range(5)]
+            body = [paragraph(rng) for _ in range(paragraphs)]
             if spec.on_topic:
-                paragraphs.insert(1, TALKS)
-            (folder / f"story-{a}.html").write_text(page_html(spec, paragraphs))
-            summaries[spec.path] = paragraphs[0][:160]
+                body.insert(1, TALKS)
+            (folder / f"story-{a}.html").write_text(page_html(spec, body))
+            summaries[spec.path] = body[0][:160]
             specs.append(spec)
         (folder / "rss.xml").write_text(feed_xml(f"Desk {f}", specs, summaries))
         every += specs

@@ -32,7 +32,7 @@ from tests.faults.harness import (
     status_kib,
     wait_sweep,
 )
-from tests.faults.hostile import AUTH, HostileServer, Tripwire
+from tests.faults.hostile import AUTH, HostileServer, Tripwire, brotli_bomb, gzip_bomb
 from tests.faults.sites import write_feeds_toml, write_news_site
 
 pytestmark = pytest.mark.slow
@@ -104,6 +104,7 @@ def test_hostile_feeds_are_refused_one_by_one_while_good_feeds_are_ingested(
         ]  # fmt: skip
         feeds = write_feeds_toml(tmp_path / "feeds.toml", good_urls + list(hostile_urls))
         env = fault_env(durable_redis.url, prefix, tmp_path, feeds, fetch_timeout=str(FETCH_TIMEOUT))
+        gzip_bomb(), brotli_bomb()  # built now (seconds of CPU on a busy machine), not on the first request
         workers: Workers = make_workers(env)
         workers.start()
         io_pid, baseline_kib = workers.io.pid, status_kib(workers.io.pid, "VmRSS")

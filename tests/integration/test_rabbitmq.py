@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import contextlib
 import os
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 
 import orjson
 import pytest
 import redis
-from kombu import Connection
+from kombu import Connection, Producer, Queue
 
 from config.settings import load_settings
 from newswire.demo.server import SiteServer
@@ -120,3 +123,45 @@ def test_status_reports_rabbitmq_queue_depths(amqp_env: dict[str, str], prefix: 
     assert queues[extract] == 2
     assert queues[queue_name(prefix, "feeds")] == 0
     assert report["checks"]["broker"]["ok"]  # type: ignore[index]
+
+
+HOLDER = """
+import sys, time
+from kombu import Connection, Queue
+with Connection(sys.argv[1]) as conn:
+    queue = Queue(sys.argv[2])(conn.default_channel)
+    held = [queue.get(no_ack=False) for _ in range(2)]
+    print(sum(m is not None for m in held), flush=True)
+    time.sleep(120)
+"""
+
+
+def test_unacked_messages_return_as_soon_as_their_consumer_dies(prefix: str) -> None:
+    """What RabbitMQ does for a worker killed with SIGKILL: its connection drops, its unacknowledged
+    messages are ready again at once (no visibility timeout to wait out), marked redelivered."""
+    name = queue_name(prefix, "extract")
+    with Connection(AMQP_URL, connect_timeout=5) as conn:
+        queue = Queue(name, channel=conn.default_channel)
+        queue.declare()
+        for n in range(2):
+            Producer(conn.default_channel).publish({"n": n}, routing_key=name)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, AMQP_URL, name], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout is not None
+        assert holder.stdout.readline().strip() == "2"  # both taken, neither acked
+        assert amqp_depth(AMQP_URL, name) == 0
+        holder.kill()
+        holder.wait(10)
+        deadline = time.monotonic() + 30
+        while amqp_depth(AMQP_URL, name) != 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert amqp_depth(AMQP_URL, name) == 2
+        with Connection(AMQP_URL, connect_timeout=5) as conn:
+            again = [Queue(name)(conn.default_channel).get(no_ack=True) for _ in range(2)]
+        assert sorted(m.payload["n"] for m in again) == [0, 1]
+        assert all(m.delivery_info["redelivered"] for m in again)
+    finally:
+        holder.kill()
+        delete_queues(AMQP_URL, prefix)

@@ -131,6 +131,15 @@ def test_status_reads_top_down_verdict_first() -> None:
     assert "HEALTHY" in render(views.status_report(settings, snapshot(), 900))
 
 
+def test_status_shows_the_children_newswire_up_restarted() -> None:
+    settings = load_settings({"NEWSWIRE_STREAM_PREFIX": "nw"})
+    counters = {"restart:worker-io": 2, "restart:redis": 1, "article:published": 40}
+    text = render(views.status_report(settings, snapshot(counters=counters), 900))
+    assert "restarts" in text
+    assert "redis 1 · worker-io 2" in text
+    assert "restarts" not in render(views.status_report(settings, snapshot(), 900))
+
+
 def test_iso_times_parse_and_junk_does_not() -> None:
     assert parse_iso(iso(NOW)) == NOW
     assert parse_iso("soon") is None
