@@ -84,6 +84,7 @@ class DecideInput:
     story_terms: str
     blob: bytes
     ref: bytes
+    version_ref: bytes
 
     def args(self) -> list[Any]:
         opts = self.options
@@ -95,7 +96,7 @@ class DecideInput:
             "story": {"prefix": keys.story_index(self.prefix), "terms": self.story_terms,
                       "window": opts.story_window_s, "threshold": opts.story_threshold},
         }  # fmt: skip
-        return [orjson.dumps(structure), self.blob, self.ref]
+        return [orjson.dumps(structure), self.blob, self.ref, self.version_ref]
 
 
 def decide_input(doc: Document, origin: str, now: float, prefix: str, options: DedupOptions) -> DecideInput:
@@ -104,6 +105,7 @@ def decide_input(doc: Document, origin: str, now: float, prefix: str, options: D
         article_id=doc.id, origin=origin, content_hash=doc.content_hash, kind=body_kind(doc), now=now,
         options=options, prefix=prefix, story_terms=" ".join(story.story_terms(doc.title, doc.text)),
         blob=near_dup_blob(doc), ref=article_ref(doc.id),
+        version_ref=neardup.version_ref(doc.id, doc.content_hash),
     )  # fmt: skip
 
 
