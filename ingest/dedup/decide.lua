@@ -12,7 +12,8 @@
 --         ttl         seconds the identity keys live
 --         history     body hashes remembered per article
 --         neardup     {prefix, window, capacity}: the near-duplicate index (neardup.lua)
---         story       {prefix, terms, window, threshold}: the story index (story.lua); terms '' = none
+--         story       {prefix, terms, time, window, threshold}: the story index (story.lua); terms
+--                     '' = none; time = the article's publication (story.article_time)
 --       2 the near-duplicate lookup blob ('' = the body is too short to match by shape)
 --       3 the article's 8-byte ref in the story index
 --       4 this version's 8-byte ref in the near-duplicate index (neardup.version_ref: id and body)
@@ -121,7 +122,7 @@ end
 local story = id
 local st = input.story
 if st.terms ~= '' then
-  story = st_assign(st.prefix, now, st.window, st.threshold, st.terms, id, ref)[1]
+  story = st_assign(st.prefix, now, st.time, st.window, st.threshold, st.terms, id, ref)[1]
 end
 redis.call('SET', KEYS[1], record(1, story, hash, 0), 'EX', ttl)
 if KEYS[3] ~= '' then redis.call('SET', KEYS[3], id, 'EX', ttl) end

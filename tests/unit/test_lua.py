@@ -63,5 +63,6 @@ def test_neardup_lua_constants_match_python() -> None:
 def test_story_lua_constants_match_python() -> None:
     assert lua_constants("story.lua") == {
         "ST_COMMON": story.COMMON, "ST_RECENT": story.RECENT, "ST_TOP": story.TOP_CANDIDATES,
-        "ST_MARK": story.MARK_WEIGHT,
+        "ST_MARK": story.MARK_WEIGHT, "ST_KEEP": story.KEEP_WINDOWS, "ST_KNEE": story.KNEE,
+        "ST_FADE": story.FADE, "ST_FULL": story.FULL_TERMS,
     }  # fmt: skip
