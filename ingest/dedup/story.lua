@@ -14,6 +14,7 @@
 -- The constants below mirror ingest/dedup/story.py (tests/unit/dedup/test_lua_constants.py).
 local ST_COMMON = 400
 local ST_RECENT = 60
+local ST_PROBE = 8
 local ST_TOP = 12
 local ST_MARK = 1.0
 local ST_KEEP = 7
@@ -33,21 +34,29 @@ end
 
 -- Each term's idf over the articles within a window of time t (a posting list keeps its
 -- ST_COMMON latest articles: a term that fills it is background); the latest articles of that
--- span sharing the rarer terms, scored.
+-- span on each of our ST_PROBE rarest terms, scored by the idf they share, and their times.
 local function st_scores(pfx, t, window, terms, n)
-  local idf, score, times, norm = {}, {}, {}, 0
+  local idf, score, times, norm, rarest = {}, {}, {}, 0, {}
   local low, high = t - window, t + window
   for _, term in ipairs(terms) do
-    local key = pfx .. 't:' .. term[1]
-    local df = redis.call('ZCOUNT', key, low, high)
+    local df = redis.call('ZCOUNT', pfx .. 't:' .. term[1], low, high)
     local w = math.log(1 + n / (df + 1))
     idf[term[1]], norm = {w, term[2], df}, norm + (w * term[2]) ^ 2
-    if df > 0 and df < ST_COMMON then
-      local found = redis.call('ZRANGE', key, high, low, 'BYSCORE', 'REV', 'LIMIT', 0, ST_RECENT, 'WITHSCORES')
-      for i = 1, #found, 2 do
-        local m = found[i]
-        score[m], times[m] = (score[m] or 0) + w * term[2], tonumber(found[i + 1])
-      end
+    if df > 0 and df < ST_COMMON then rarest[#rarest + 1] = term end
+  end
+  table.sort(rarest, function(a, b)
+    local da, db = idf[a[1]][3], idf[b[1]][3]
+    if da ~= db then return da < db end
+    return a[1] < b[1]
+  end)
+  for i = 1, math.min(#rarest, ST_PROBE) do
+    local term = rarest[i]
+    local w = idf[term[1]][1] * term[2]
+    local key = pfx .. 't:' .. term[1]
+    local found = redis.call('ZRANGE', key, high, low, 'BYSCORE', 'REV', 'LIMIT', 0, ST_RECENT, 'WITHSCORES')
+    for k = 1, #found, 2 do
+      local m = found[k]
+      score[m], times[m] = (score[m] or 0) + w, tonumber(found[k + 1])
     end
   end
   return idf, score, times, math.sqrt(norm)

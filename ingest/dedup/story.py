@@ -36,6 +36,7 @@ MARK_WEIGHT = 1.0  # names and figures weigh as other terms (doubled, places alo
 THRESHOLD = 0.11  # idf-weighted cosine of term sets (tuned on tests/data/stories_independent_dev.jsonl)
 COMMON = 400  # a term in this many articles is background ("Ukraine" in a war): lists stop growing
 RECENT = 60  # candidates come from the latest articles on each rarer term
+PROBE = 8  # ... on the article's 8 rarest terms (more found the same stories at twice the cost)
 TOP_CANDIDATES = 12
 DEFAULT_WINDOW_S = 48 * 3600
 KNEE = 0.25  # reports this share of the window apart are fully comparable; then the similarity fades

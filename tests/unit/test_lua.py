@@ -65,4 +65,5 @@ def test_story_lua_constants_match_python() -> None:
         "ST_COMMON": story.COMMON, "ST_RECENT": story.RECENT, "ST_TOP": story.TOP_CANDIDATES,
         "ST_MARK": story.MARK_WEIGHT, "ST_KEEP": story.KEEP_WINDOWS, "ST_KNEE": story.KNEE,
         "ST_FADE": story.FADE, "ST_FULL": story.FULL_TERMS,
+        "ST_PROBE": story.PROBE,
     }  # fmt: skip
