@@ -54,9 +54,10 @@ from newswire import redisd  # noqa: E402
 from tests import dedup_copies as copies  # noqa: E402
 
 DATA = ROOT / "tests" / "data"
-CORPORA = [
-    ROOT.parent / "shared" / "corpus" / name for name in ("article-extraction-benchmark", "wcxb-article-dev")
-]
+SHARED = next(
+    (p / "shared" for p in (ROOT.parent, ROOT.parent.parent) if (p / "shared" / "corpus").is_dir()), ROOT
+)
+CORPORA = [SHARED / "corpus" / name for name in ("article-extraction-benchmark", "wcxb-article-dev")]
 NOW = 1_800_000_000.0
 TARGETS = (
     "targets: recall >= 0.99 up to 10% of words changed, 0 false merges, <= 0.3 ms/lookup, <= 1.5 KB/article"
