@@ -15,10 +15,12 @@ the Lua the publish script runs:
 4. false merges: every pair of the 202 distinct reports of both story sets (wrapped in one site's
    boilerplate and bylines), and every pair of the real article bodies of ../shared/corpus when
    present (read at run time);
-5. arrival orders: every base text's versions (original, every kind, URL variants), all stories
+5. story clustering: pairwise precision and recall of story_id on both independent sets in
+   2 x `--seeds` shuffled arrival orders (dev is the tuning set), the worst order;
+6. arrival orders: every base text's versions (original, every kind, URL variants), all stories
    mixed and published in a random order through the real publish path, per seed: stories
    published more than once, copies pointing at another story (the worst seed counts);
-6. scale: the index filled with 100k and 1M synthetic versions spread over the window; lookups
+7. scale: the index filled with 100k and 1M synthetic versions spread over the window; lookups
    timed (round trip and Redis's own time) and bytes per article measured.
 Prints tables; never fails on a figure.
 """
@@ -34,6 +36,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable
+from datetime import datetime
 from itertools import combinations
 from pathlib import Path
 from typing import Any
@@ -368,6 +371,37 @@ def run_stories(client: Any, size: int) -> None:
           f"{per_article:.0f} B/article")  # fmt: skip
 
 
+def pair_scores(truth: dict[str, str], predicted: dict[str, str]) -> tuple[float, float]:
+    tp = fp = fn = 0
+    for a, b in combinations(sorted(truth), 2):
+        same, joined = truth[a] == truth[b], predicted[a] == predicted[b]
+        tp, fp, fn = tp + (same and joined), fp + (joined and not same), fn + (same and not joined)
+    return tp / max(tp + fp, 1), tp / max(tp + fn, 1)
+
+
+def run_story_quality(client: Any, seeds: int) -> None:
+    """Pairwise precision and recall of story_id on both independent sets, each report arriving at
+    its own publication time in a shuffled order; the worst order counts."""
+    print(f"\nstory clustering, independent sets, {seeds} shuffled arrival orders (pairwise over reports)")
+    for name, role in (("dev", "tuning set"), ("heldout", "held out")):
+        rows = reports(name)
+        scores = []
+        for seed in range(seeds):
+            order = rows[:]
+            random.Random(1000 + seed).shuffle(order)
+            index = story.RedisStoryIndex(client, f"q{uuid.uuid4().hex[:8]}")
+            predicted = {}
+            for row in order:
+                stamp = datetime.fromisoformat(row["published_at"].replace("Z", "+00:00")).timestamp()
+                predicted[row["id"]] = index.assign(row["id"], row["title"], row["text"], now=stamp + 3600,
+                                                    published_at=row["published_at"])  # fmt: skip
+            scores.append(pair_scores({r["id"]: r["story"] for r in rows}, predicted))
+        worst_p, worst_r = min(p for p, _ in scores), min(r for _, r in scores)
+        mean_p, mean_r = statistics.mean(p for p, _ in scores), statistics.mean(r for _, r in scores)
+        print(f"  {name:<8} ({role}, {len(rows)} reports): worst P {worst_p:.3f} R {worst_r:.3f}; "
+              f"mean P {mean_p:.3f} R {mean_r:.3f}")  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--base", choices=("heldout", "dev"), default="heldout")
@@ -391,6 +425,7 @@ def main(argv: list[str] | None = None) -> int:
         server = redisd.start(Path(tmp), persistent=False)
         try:
             client = redis.Redis.from_url(server.url)
+            run_story_quality(client, 2 * args.seeds)
             run_recall(client, texts, args.seeds)
             run_false_merges(reports("dev") + reports("heldout"), bodies)
             run_orders(client, rows, args.seeds)
