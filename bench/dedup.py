@@ -424,7 +424,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         server = redisd.start(Path(tmp), persistent=False)
         try:
-            client = redis.Redis.from_url(server.url)
+            client = redis.Redis.from_url(server.url, socket_timeout=600)  # FLUSHALL of 1M keys under load
             run_story_quality(client, 2 * args.seeds)
             run_recall(client, texts, args.seeds)
             run_false_merges(reports("dev") + reports("heldout"), bodies)
