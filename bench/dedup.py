@@ -1,19 +1,28 @@
-"""Near-duplicate benchmark: recall per kind of copy, false merges, lookup latency, Redis bytes.
+"""Near-duplicate benchmark: recall per kind of copy and per edit rate, false merges, arrival
+orders, lookup latency and Redis bytes, all with the default settings.
 
-    python bench/dedup.py [--corpus PATH] [--bulk 100000,1000000] [--seed 7]
+    python bench/dedup.py [--base heldout|dev] [--seeds 5] [--bulk 100000,1000000] [--stories N]
 
-Originals are the article bodies of the extraction corpus (ground-truth.json, read at
-run time). Each original of 80+ words gets five labelled copies: a wire reprint
-(dateline and boilerplate added), a copy-edit (5-10% of the sentences edited by a word
-or two, house-style punctuation), a bottom-trim to 70%, a rewritten lead paragraph, and
-a live blog grown by a third; plus two stress rows that are not targets (5% and 10% of
-all words replaced at random). False merges: every pair of distinct originals, each
-looked up with the other indexed; then the same with one site's header and footer
-around every body. Everything runs against a private Redis through the
-same Lua functions the publish script uses. Then the index is filled with synthetic
-signatures (spread over the window, as in a steady state) and lookups are timed with
-100k and 1M articles indexed, with and without the probes' tails in turn. Prints
-tables; exits 0, also when the corpus is absent.
+Base texts are the reports of an independent story set (`--base heldout`, the default, for
+reporting; `--base dev` for tuning): tests/data/stories_independent_*.jsonl. Copies are made by
+tests/dedup_copies.py (its kinds and edit rates). Everything runs against a private Redis through
+the Lua the publish script runs:
+
+1. signature cost: CPU per article (normalising, shingles, MinHash, anchors);
+2. recall per kind: each copy looked up with its original indexed, and the original looked up
+   with the copy indexed (either may arrive first), over `--seeds` seeds;
+3. the edit-rate curve: copy-edits of 0 to 20% of the words, alone and with a 70% trim;
+4. false merges: every pair of the 202 distinct reports of both story sets (wrapped in one site's
+   boilerplate and bylines), and every pair of the real article bodies of ../shared/corpus when
+   present (read at run time);
+5. story clustering: pairwise precision and recall of story_id on both independent sets in
+   2 x `--seeds` shuffled arrival orders (dev is the tuning set), the worst order;
+6. arrival orders: every base text's versions (original, every kind, URL variants), all stories
+   mixed and published in a random order through the real publish path, per seed: stories
+   published more than once, copies pointing at another story (the worst seed counts);
+7. scale: the index filled with 100k and 1M synthetic versions spread over the window; lookups
+   timed (round trip and Redis's own time) and bytes per article measured.
+Prints tables; never fails on a figure.
 """
 
 from __future__ import annotations
@@ -21,13 +30,13 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import re
 import statistics
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from datetime import datetime
 from itertools import combinations
 from pathlib import Path
 from typing import Any
@@ -40,241 +49,207 @@ import numpy as np  # noqa: E402
 import redis  # noqa: E402
 
 from ingest.dedup import neardup, story  # noqa: E402
-from ingest.dedup.identity import article_ref  # noqa: E402
+from ingest.dedup.identity import article_id, article_ref, canonical_url, content_hash  # noqa: E402
+from ingest.models import Document, FeedEntry  # noqa: E402
+from ingest.pipeline import publish_documents  # noqa: E402
+from ingest.streams.publish import RedisStreamSink  # noqa: E402
 from newswire import redisd  # noqa: E402
+from tests import dedup_copies as copies  # noqa: E402
 
-DEFAULT_CORPUS = ROOT.parent / "shared" / "corpus" / "article-extraction-benchmark"
+DATA = ROOT / "tests" / "data"
+SHARED = next(
+    (p / "shared" for p in (ROOT.parent, ROOT.parent.parent) if (p / "shared" / "corpus").is_dir()), ROOT
+)
+CORPORA = [SHARED / "corpus" / name for name in ("article-extraction-benchmark", "wcxb-article-dev")]
 NOW = 1_800_000_000.0
-LEAD_WORDS = 60
-TARGETS = "targets: recall >= 0.99 per copy kind, 0 false merges, <= 0.3 ms/lookup, <= 1.5 KB/article"
-FILLER_TEXT = (
-    "officials said the plan would be reviewed again later this month while critics argued that the "
-    "decision came too late for families already affected by rising costs across the region"
+TARGETS = (
+    "targets: recall >= 0.99 up to 10% of words changed, 0 false merges, <= 0.3 ms/lookup, <= 1.5 KB/article"
 )
-FILLER = FILLER_TEXT.split()
-SITE_HEADER = "Listen to this story. Our morning briefing brings you the news that matters before breakfast."
-SITE_FOOTER = (
-    "Our reporters rely on readers like you. If you value independent local journalism, please consider "
-    "a subscription, which starts at less than the price of a coffee a week and gives you unlimited "
-    "access to every article, the daily puzzle page and our weekend magazine. Have a tip or a "
-    "correction? Write to the newsroom using the contact form on this site; we read every message and "
-    "reply to most of them within two working days. Comments on this article are moderated and may take "
-    "a few hours to appear. All rights reserved; no part of this page may be copied without permission."
-)
+RATES = [0.0, 0.02, 0.04, 0.06, 0.08, 0.10, 0.12, 0.14, 0.16, 0.18, 0.20]
 
-Variant = Callable[[str, list[str], random.Random], str]
+Sig = neardup.Signature
 
 
-# --- labelled copies ---------------------------------------------------------------------
+def reports(name: str) -> list[dict[str, str]]:
+    path = DATA / f"stories_independent_{name}.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def paragraphs(text: str) -> list[str]:
-    return [p.strip() for p in text.split("\n") if p.strip()]
+def corpus_bodies() -> list[str]:
+    bodies = []
+    for corpus in CORPORA:
+        truth = corpus / "ground-truth.json"
+        if truth.is_file():
+            bodies += [v["articleBody"] for v in json.loads(truth.read_text()).values()]
+    return bodies
 
 
-def sentences(text: str) -> list[str]:
-    return [s for s in re.split(r"(?<=[.!?”\"])\s+", text) if s]
+def must_sign(text: str) -> Sig:
+    sig = neardup.signature(text)
+    if sig is None:
+        raise ValueError("a base text under 80 words")
+    return sig
 
 
-def reprint(text: str, others: list[str], rng: random.Random) -> str:
-    city = rng.choice(["LONDON", "WASHINGTON", "PARIS", "NAIROBI", "TOKYO"])
-    agency = rng.choice(["(Wire)", "(AP)", "(Reuters)", "(AFP)"])
-    footer = (
-        "Reporting by Ana Lima; additional reporting by Tom Berg; editing by Clare Dunn.\n"
-        "This story has not been edited by our staff and is published from a syndicated feed."
-    )
-    return f"{city} {agency} — {text}\n{footer}"
+# --- 1. cost -------------------------------------------------------------------------------
 
 
-def copy_edit(text: str, others: list[str], rng: random.Random) -> str:
-    """5-10% of the sentences get one or two word edits; house style everywhere."""
-    parts = sentences(text.replace("“", '"').replace("”", '"').replace("—", "-"))
-    share = rng.uniform(0.05, 0.10)
-    for i in rng.sample(range(len(parts)), max(1, round(share * len(parts)))):
-        parts[i] = edit_words(parts[i], rng, rng.randint(1, 2))
-    return " ".join(parts).replace(" percent", "%").replace(" per cent", "%")
+def signature_ms(texts: list[str]) -> float:
+    started = time.perf_counter()
+    for text in texts:
+        neardup.signature(text + " ")  # a fresh string: normalize_text's cache must not answer
+    return (time.perf_counter() - started) / len(texts) * 1000
 
 
-def edit_words(sentence: str, rng: random.Random, edits: int) -> str:
-    words = sentence.split()
-    for _ in range(edits):
-        if not words:
-            break
-        i = rng.randrange(len(words))
-        action = rng.choice(["swap", "drop", "add"])
-        if action == "swap":
-            words[i] = rng.choice(FILLER)
-        elif action == "drop" and len(words) > 3:
-            del words[i]
-        else:
-            words.insert(i, rng.choice(FILLER))
-    return " ".join(words)
+# --- 2, 3. recall --------------------------------------------------------------------------
 
 
-def trim70(text: str, others: list[str], rng: random.Random) -> str:
-    words = text.split(" ")
-    return " ".join(words[: int(len(words) * 0.7)])
+def found_both_ways(client: Any, original: Sig, copy: Sig | None) -> tuple[bool, bool]:
+    """(the copy found with the original indexed, the original found with the copy indexed)."""
+    if copy is None:
+        return False, False
+    prefix = f"r{uuid.uuid4().hex[:8]}"
+    index = neardup.RedisNearDupIndex(client, prefix)
+    index.insert(original, "o" * 24, now=NOW)
+    forward = index.find(copy, now=NOW) == "o" * 24
+    reverse = neardup.RedisNearDupIndex(client, prefix + "x")
+    reverse.insert(copy, "c" * 24, now=NOW)
+    backward = reverse.find(original, now=NOW) == "c" * 24
+    client.delete(*client.scan_iter(f"{prefix}*"))
+    return forward, backward
 
 
-def lead_rewrite(text: str, others: list[str], rng: random.Random) -> str:
-    """The lead rewritten: the first paragraph, or its first sentence when that paragraph is
-    longer than a news lead (60 words)."""
-    paras = paragraphs(text)
-    lead = paras[0] if len(paras[0].split()) <= LEAD_WORDS else sentences(paras[0])[0]
-    donor = rng.choice(others).split()
-    start = rng.randrange(max(1, len(donor) - len(lead.split())))
-    fresh = " ".join(donor[start : start + len(lead.split())])
-    return text.replace(lead, fresh, 1)
+def recall(client: Any, texts: list[str], kind: copies.Kind, seeds: int) -> tuple[float, float, int]:
+    hits = [0, 0]
+    total = 0
+    for seed in range(seeds):
+        for n, text in enumerate(texts):
+            copy = neardup.signature(kind(text, random.Random(seed * 100_003 + n)))
+            forward, backward = found_both_ways(client, must_sign(text), copy)
+            hits[0] += forward
+            hits[1] += backward
+            total += 1
+    return hits[0] / total, hits[1] / total, total
 
 
-def live_blog(text: str, others: list[str], rng: random.Random) -> str:
-    """A third more text, in new posts above the old ones (as live blogs grow)."""
-    need = len(text.split()) // 3
-    donor = rng.choice(others).split()
-    start = rng.randrange(max(1, len(donor) - need))
-    return f"Update 14:05: {' '.join(donor[start : start + need])}\n{text}"
+def run_recall(client: Any, texts: list[str], seeds: int) -> None:
+    print(f"\nrecall per kind of copy ({len(texts)} base texts x {seeds} seeds; lookups in Redis)")
+    print(f"  {'kind':<26} {'copy found':>11} {'original found':>15}")
+    for name, kind in copies.KINDS.items():
+        forward, backward, _ = recall(client, texts, kind, seeds)
+        print(f"  {name:<26} {forward:>11.3f} {backward:>15.3f}")
+    print("\nrecall per edit rate (words substituted, inserted or deleted at random places)")
+    print(f"  {'words changed':<14} {'copy-edit':>10} {'+ trim 70%':>11} {'+ reprint':>10}")
+    for rate in RATES:
+        row = [recall(client, texts, kind, seeds)[:2] for kind in (
+            copies.copy_edit(rate), copies.combined(copies.copy_edit(rate), copies.trim(0.7)),
+            copies.combined(copies.copy_edit(rate), copies.reprint))]  # fmt: skip
+        cells = " ".join(f"{min(f, b):>10.3f}" for f, b in row)
+        print(f"  {rate:<14.0%} {cells}   (worse of the two directions)")
 
 
-def word_edits(share: float) -> Variant:
-    def variant(text: str, others: list[str], rng: random.Random) -> str:
-        words = text.split()
-        for i in rng.sample(range(len(words)), int(share * len(words))):
-            words[i] = rng.choice(FILLER)
-        return " ".join(words)
-
-    return variant
+# --- 4. false merges -----------------------------------------------------------------------
 
 
-COPY_KINDS: dict[str, Variant] = {
-    "wire reprint": reprint,
-    "copy-edit 5-10%": copy_edit,
-    "trimmed to 70%": trim70,
-    "rewritten lead": lead_rewrite,
-    "live blog +1/3": live_blog,
-}
-STRESS_KINDS: dict[str, Variant] = {
-    "stress: 5% words": word_edits(0.05),
-    "stress: 10% words": word_edits(0.10),
-}
-
-
-# --- measuring ----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Original:
-    id: str
-    text: str
-    sig: neardup.Signature
-
-
-def load_originals(corpus: Path) -> tuple[list[Original], int]:
-    data = json.loads((corpus / "ground-truth.json").read_text())
-    bodies = [v["articleBody"] for v in data.values()]
-    out = []
-    for i, body in enumerate(bodies):
-        sig = neardup.signature(body)
-        if sig is not None:
-            out.append(Original(f"{i:024x}", body, sig))
-    return out, len(bodies)
-
-
-def index_originals(index: neardup.RedisNearDupIndex, originals: list[Original]) -> int:
-    """Insert each original after checking it: how many were (wrongly) found as copies."""
-    merged = 0
-    for orig in originals:
-        merged += index.find(orig.sig, now=NOW) is not None
-        index.insert(orig.sig, orig.id, now=NOW)
-    return merged
-
-
-@dataclass(frozen=True, slots=True)
-class Recall:
-    found: int
-    eligible: int  # copies of 80+ words: shorter ones are never matched by design
-    total: int
-
-
-def recall(index: neardup.RedisNearDupIndex, originals: list[Original], kind: Variant, seed: int) -> Recall:
-    texts = [o.text for o in originals]
-    found = eligible = 0
-    for n, orig in enumerate(originals):
-        rng = random.Random(seed * 100_003 + n)
-        sig = neardup.signature(kind(orig.text, texts[:n] + texts[n + 1 :], rng))
-        eligible += sig is not None
-        found += sig is not None and index.find(sig, now=NOW) == orig.id
-    return Recall(found, eligible, len(originals))
-
-
-def probe_bands(sig: neardup.Signature) -> set[int]:
-    """The band hashes a lookup reads: the body's, and its tail's when it sends them."""
-    bands = set(neardup.band_hashes(sig).tolist())
-    tail = sig.tail if sig.tail_bands else None
-    return bands if tail is None else bands | set(neardup.band_hashes(tail).tolist())
-
-
-def pairwise(sigs: list[neardup.Signature]) -> tuple[int, int, int]:
-    """Over all pairs of distinct bodies, each looked up with the other one indexed: pairs, LSH
-    candidates (a band in common), confirmed as copies (by either lookup)."""
-    indexed = [set(neardup.band_hashes(s).tolist()) for s in sigs]
-    probes = [probe_bands(s) for s in sigs]
+def pairwise(sigs: list[Sig]) -> tuple[int, int, int]:
+    """Pairs, first-stage candidates (two anchors shared), confirmed as copies (either way)."""
+    anchors = [set(neardup.anchor_hashes(s).tolist()) for s in sigs]
     pairs = candidates = confirmed = 0
     for i, j in combinations(range(len(sigs)), 2):
         pairs += 1
-        hits = [(a, b) for a, b in ((i, j), (j, i)) if probes[a] & indexed[b]]
-        candidates += bool(hits)
-        confirmed += any(neardup.is_near_duplicate(sigs[a], sigs[b]) for a, b in hits)
+        if len(anchors[i] & anchors[j]) < neardup.MIN_ANCHORS:
+            continue
+        candidates += 1
+        confirmed += neardup.is_confirmed(sigs[i], sigs[j]) or neardup.is_confirmed(sigs[j], sigs[i])
     return pairs, candidates, confirmed
 
 
-def with_boilerplate(text: str) -> str:
-    """The same site's furniture around a body: a header line and a long footer."""
-    return f"{SITE_HEADER}\n{text}\n{SITE_FOOTER}"
+def run_false_merges(rows: list[dict[str, str]], bodies: list[str]) -> None:
+    print("\nfalse merges (pairs of distinct texts found as copies either way)")
+    plain = [must_sign(r["text"]) for r in rows]
+    framed = [must_sign(copies.site_page(r["text"], "a", "Ana Lima")) for r in rows]
+    words = len(" ".join(copies.SITES["a"]).split())
+    sets = [(f"{len(rows)} story reports", plain),
+            (f"{len(rows)} reports + one site's boilerplate ({words} words)", framed)]  # fmt: skip
+    if bodies:
+        real = [s for s in (neardup.signature(b) for b in bodies) if s is not None]
+        sets.append((f"{len(real)} real article bodies (corpus)", real))
+    for label, sigs in sets:
+        pairs, candidates, confirmed = pairwise(sigs)
+        print(f"  {label:<50} pairs {pairs:>9,}  candidates {candidates:>6,}  merged {confirmed}")
 
 
-def own_minhash(words: list[str]) -> None:
-    neardup.minhash(np.unique(neardup.shingle_hashes(words)))
+# --- 5. arrival orders ---------------------------------------------------------------------
 
 
-def datasketch_minhash(words: list[str]) -> None:
-    from datasketch import MinHash  # noqa: PLC0415 - optional, for the comparison only
-
-    shingles = [" ".join(words[i : i + neardup.SHINGLE_WORDS]).encode() for i in range(len(words) - 4)]
-    MinHash(num_perm=neardup.NUM_PERM).update_batch(shingles)
-
-
-def signature_speed(originals: list[Original]) -> dict[str, float]:
-    """ms per body from normalised words to 128 MinHash values (normalising is shared)."""
-    words = [neardup.normalize_text(o.text).split() for o in originals]
-    started = time.perf_counter()
-    for o in originals:
-        neardup.normalize_text(o.text)
-    speeds = {"normalise text (both)": (time.perf_counter() - started) / len(words) * 1000}
-    makers = {"newswire numpy MinHash": own_minhash, "datasketch 2.0 MinHash": datasketch_minhash}
-    for name, make in makers.items():
-        try:
-            started = time.perf_counter()
-            for w in words:
-                make(w)
-        except ImportError:
-            continue
-        speeds[name] = (time.perf_counter() - started) / len(words) * 1000
-    return speeds
+def story_versions(row: dict[str, str], rng: random.Random) -> list[tuple[str, str, str]]:
+    """(url, title, text) of every version of one story: the original, its URL variants, and one
+    copy of each kind on sites of their own."""
+    home = f"https://www.alpha.test/news/{row['id']}"
+    out = [(home, row["title"], row["text"]), (f"{home}/amp", row["title"], row["text"]),
+           (f"{home}?utm_source=rss&fbclid=1", row["title"], row["text"])]  # fmt: skip
+    for n, kind in enumerate(copies.KINDS.values()):
+        url = f"https://site{n}.test/{row['id']}"
+        out.append((url, copies.edited_title(row["title"], rng), kind(row["text"], rng)))
+    return out
 
 
-# --- scale: synthetic signatures, latency, memory ------------------------------------------
+def doc_of(url: str, title: str, text: str) -> Document:
+    canonical = canonical_url(url)
+    return Document(
+        id=article_id(canonical), url=url, canonical_url=canonical, feed_url=url, source="s", title=title,
+        text=text, summary="", authors=(), published_at=None, fetched_at="2026-11-27T00:00:00Z",
+        language="en", topics=(), story_id="", duplicate_of=None, content_hash=content_hash(text),
+        extraction="trafilatura",
+    )  # fmt: skip
 
 
-def random_signature(rng: np.random.Generator) -> neardup.Signature:
+def run_orders(client: Any, rows: list[dict[str, str]], seeds: int) -> None:
+    print(f"\narrival orders: {len(rows)} stories, all their versions mixed in a random order, publish path")
+    print(f"  {'seed':>4} {'versions':>9} {'stories once':>13} {'published twice+':>17} {'wrong story':>12}")
+    worst = (len(rows) + 1, 0, 0)
+    for seed in range(seeds):
+        rng = random.Random(seed)
+        items, owner = [], {}
+        for row in rows:
+            for k, (url, title, text) in enumerate(story_versions(row, rng)):
+                doc = doc_of(url, title, text)
+                owner[doc.id] = row["id"]
+                items.append((doc, FeedEntry(feed_url=url, key=f"{row['id']}:{k}", link=url, title=title)))
+        rng.shuffle(items)
+        sink = RedisStreamSink(client, f"a{uuid.uuid4().hex[:8]}")
+        results = [
+            r for start in range(0, len(items), 8) for r in publish_documents(items[start : start + 8], sink)
+        ]
+        published: dict[str, int] = {}
+        wrong = 0
+        for outcome, doc in results:
+            if outcome.status == "published":
+                published[owner[doc.id]] = published.get(owner[doc.id], 0) + 1
+            elif outcome.status == "duplicate" and owner.get(outcome.original_id) != owner[doc.id]:
+                wrong += 1
+        once = sum(1 for count in published.values() if count == 1)
+        twice = sum(1 for count in published.values() if count > 1)
+        print(f"  {seed:>4} {len(items):>9} {once:>9}/{len(rows)} {twice:>17} {wrong:>12}")
+        worst = min(worst, (once, -twice, -wrong))
+    print(f"  worst order: {worst[0]}/{len(rows)} stories once, {-worst[1]} published twice or more, "
+          f"{-worst[2]} copies in another story")  # fmt: skip
+
+
+# --- 6. scale ------------------------------------------------------------------------------
+
+
+def random_signature(rng: np.random.Generator) -> Sig:
     values = rng.integers(0, 2**32, size=neardup.NUM_PERM, dtype=np.uint64).astype(">u4").tobytes()
-    return neardup.Signature(values, int(rng.integers(200, 1500)))
+    anchors = rng.integers(0, 2**63, size=neardup.ANCHORS, dtype=np.uint64).astype(">u8").tobytes()
+    return Sig(values, int(rng.integers(150, 1500)), anchors)
 
 
-def bulk_load(index: neardup.RedisNearDupIndex, start: int, stop: int, rng: np.random.Generator) -> None:
-    """Insert synthetic articles with times spread over the window, through the real Lua."""
+def bulk_load(index: neardup.RedisNearDupIndex, size: int, rng: np.random.Generator) -> None:
+    """Insert synthetic versions with times spread over the window, through the real Lua."""
     index.client.script_load(index._insert.script)
     pipe = index.client.pipeline(transaction=False)
-    for n in range(start, stop):
+    for n in range(size):
         when = NOW - float(rng.uniform(0, index.window_s))
         pipe.evalsha(index._insert.sha, 0, *index.insert_args(random_signature(rng), f"{n:024x}", when))
         if n % 2000 == 1999:
@@ -292,32 +267,18 @@ def timed_ms(call: Callable[[int], object], n: int) -> list[float]:
 
 
 def server_us(client: Any, call: Callable[[int], object], n: int, rounds: int = 5) -> tuple[float, float]:
-    """Redis's own time per EVALSHA (INFO commandstats): the script alone, no network or client.
-    Best and median of `rounds` rounds of n calls, since other processes share the CPU."""
-    return interleaved_server_us(client, [call], n, rounds)[0]
-
-
-def interleaved_server_us(
-    client: Any, calls: list[Callable[[int], object]], n: int, rounds: int = 5
-) -> list[tuple[float, float]]:
-    """`server_us` for several calls, their rounds taken in turn so that other load hits each alike."""
-    per_round: list[list[float]] = [[] for _ in calls]
+    """Redis's own time per EVALSHA (INFO commandstats), best and median of `rounds` rounds."""
+    per_round = []
     for _ in range(rounds):
-        for call, times in zip(calls, per_round, strict=True):
-            client.config_resetstat()
-            for i in range(n):
-                call(i)
-            times.append(float(client.info("commandstats")["cmdstat_evalsha"]["usec_per_call"]))
-    return [(min(times), statistics.median(times)) for times in per_round]
+        client.config_resetstat()
+        for i in range(n):
+            call(i)
+        per_round.append(float(client.info("commandstats")["cmdstat_evalsha"]["usec_per_call"]))
+    return min(per_round), statistics.median(per_round)
 
 
 def used_memory(client: Any) -> int:
     return int(client.info("memory")["used_memory"])
-
-
-def flush(client: Any) -> int:
-    client.execute_command("FLUSHALL", "SYNC")
-    return used_memory(client)
 
 
 def identity_bytes(client: Any, n: int = 20_000) -> float:
@@ -325,119 +286,150 @@ def identity_bytes(client: Any, n: int = 20_000) -> float:
     before = used_memory(client)
     pipe = client.pipeline(transaction=False)
     for i in range(n):
-        pipe.set(f"bench:seen:id:{i:024x}", f"{i:020x}|1|p|1800000000|{i:024x}|{i:032x}", ex=86400)
+        pipe.set(f"bench:seen:id:{i:024x}", f"{i:020x}|1|p|1800000000|{i:024x}|{i:032x}|w1", ex=86400)
         pipe.set(f"bench:seen:hash:{i:032x}", f"{i:024x}", ex=86400)
     pipe.execute()
     return (used_memory(client) - before) / n
 
 
+def run_scale(client: Any, sizes: list[int], probes_text: list[str]) -> None:
+    rng = np.random.default_rng(11)
+    probes = [neardup.lookup_blob(must_sign(t)) for t in probes_text[:100]]  # ready, as when publishing
+    noop = client.register_script("return 1")
+    print("\nnear-duplicate lookups (synthetic versions spread over the window; probes = real reports)")
+    print(
+        f"  {'indexed':>9} {'median ms':>10} {'p99 ms':>8} {'in Redis us best/median':>24} {'B/article':>10}"
+    )
+    for size in sizes:
+        client.execute_command("FLUSHALL", "SYNC")
+        base = used_memory(client)
+        index = neardup.RedisNearDupIndex(client, "s", capacity=size)
+        bulk_load(index, size, rng)
+        per_article = (used_memory(client) - base) / size
+        find = lambda i, index=index: index.find_blob(probes[i % len(probes)], now=NOW)  # noqa: E731
+        times = timed_ms(find, 2000)
+        best, middle = server_us(client, find, 300)
+        p99 = statistics.quantiles(times, n=100)[98]
+        print(f"  {size:>9,} {statistics.median(times):>10.3f} {p99:>8.3f} {f'{best:.0f} / {middle:.0f}':>24}"
+              f" {per_article:>10.0f}")  # fmt: skip
+    print(f"  round trip of an empty script: {statistics.median(timed_ms(lambda i: noop(), 2000)):.3f} ms")
+    print(f"  identity keys (seen:id record + seen:hash): {identity_bytes(client):.0f} B/article")
+
+
 def story_load(client: Any, n: int, rng: np.random.Generator) -> story.RedisStoryIndex:
-    """n articles of 32 terms each, drawn Zipf-like from 200k terms, over the 48-hour window."""
+    """n articles of 64 terms each, drawn Zipf-like from 200k terms, over the 48-hour window."""
     index = story.RedisStoryIndex(client, "s")
     client.script_load(index._assign.script)
-    sha = index._assign.sha
     pipe = client.pipeline(transaction=False)
     for i in range(n):
-        terms = " ".join(f"t{t}" for t in np.unique(rng.zipf(1.3, 40) % 200_000)[:32])
+        terms = " ".join(f"t{t}" for t in np.unique(rng.zipf(1.3, 80) % 200_000)[: story.MAX_TERMS])
         when = NOW - float(rng.uniform(0, index.window_s))
         doc_id = f"{i:024x}"
-        args = (index.key_prefix, when, index.window_s, index.threshold, terms, doc_id, article_ref(doc_id))
-        pipe.evalsha(sha, 0, *args)
+        args = (
+            index.key_prefix,
+            NOW,
+            when,
+            index.window_s,
+            index.threshold,
+            terms,
+            doc_id,
+            article_ref(doc_id),
+        )
+        pipe.evalsha(index._assign.sha, 0, *args)
         if i % 1000 == 999:
             pipe.execute()
     pipe.execute()
     return index
 
 
-# --- the run ------------------------------------------------------------------------------
-
-
-def run_quality(client: Any, originals: list[Original], seed: int) -> None:
-    index = neardup.RedisNearDupIndex(client, "q", window_s=neardup.DEFAULT_WINDOW_S)
-    online = index_originals(index, originals)
-    print(f"\nrecall per kind of copy ({len(originals)} originals of 80+ words; lookups in Redis)")
-    print(f"  {'kind':<22} {'copies 80+ words':>18} {'all copies':>12}")
-    for name, kind in {**COPY_KINDS, **STRESS_KINDS}.items():
-        r = recall(index, originals, kind, seed)
-        print(f"  {name:<22} {r.found / r.eligible:>8.3f} ({r.found}/{r.eligible}) {r.found / r.total:>9.3f}")
-    print("\nfalse merges among distinct originals")
-    pairs, candidates, confirmed = pairwise([o.sig for o in originals])
-    print(f"  pairs {pairs:,}   LSH candidates {candidates}   confirmed as copies {confirmed}")
-    print(f"  originals flagged as a copy when indexed one by one (Lua): {online}")
-    framed = [neardup.signature(with_boilerplate(o.text)) for o in originals]
-    pairs, candidates, confirmed = pairwise([s for s in framed if s is not None])
-    words = len(SITE_HEADER.split()) + len(SITE_FOOTER.split())
-    print(f"  same-site boilerplate ({words} shared words around every body): pairs {pairs:,}"
-          f"   LSH candidates {candidates}   confirmed as copies {confirmed}")  # fmt: skip
-
-
-def run_scale(client: Any, sizes: list[int], originals: list[Original]) -> None:
-    rng = np.random.default_rng(11)
-    probes = [neardup.lookup_blob(o.sig) for o in originals[:100]]  # ready signatures, as when publishing
-    bare = [neardup.lookup_blob(neardup.Signature(o.sig.values, o.sig.shingles)) for o in originals[:100]]
-    noop = client.register_script("return 1")
-    print("\nnear-duplicate lookups (synthetic signatures spread over the window; probes = real bodies)")
-    header = ("indexed", "median ms", "p99 ms", "in Redis us best/median", "no tails", "B/article")
-    header += ("insert us",)
-    print("  " + " ".join(f"{h:>{w}}" for h, w in zip(header, (9, 10, 8, 24, 14, 10, 10), strict=True)))
-    for size in sizes:
-        base = flush(client)
-        index = neardup.RedisNearDupIndex(client, "s", capacity=size)
-        started = time.perf_counter()
-        bulk_load(index, 0, size, rng)
-        insert_us = (time.perf_counter() - started) / size * 1e6
-        per_article = (used_memory(client) - base) / size
-        times = timed_ms(lambda i, index=index: index.find_blob(probes[i % len(probes)], now=NOW), 1000)
-        (best, middle), (bare_best, bare_middle) = interleaved_server_us(client, [
-            lambda i, index=index: index.find_blob(probes[i % len(probes)], now=NOW),
-            lambda i, index=index: index.find_blob(bare[i % len(bare)], now=NOW),  # the tail's cost
-        ], 200)  # fmt: skip
-        p99 = statistics.quantiles(times, n=100)[98]
-        server, without = f"{best:.0f} / {middle:.0f}", f"{bare_best:.0f} / {bare_middle:.0f}"
-        print(f"  {size:>9,} {statistics.median(times):>10.3f} {p99:>8.3f} {server:>24} {without:>14}"
-              f" {per_article:>10.0f} {insert_us:>10.0f}")  # fmt: skip
-    print(f"  round trip of an empty script: {statistics.median(timed_ms(lambda i: noop(), 1000)):.3f} ms")
-    print(f"  identity keys (seen:id record + seen:hash): {identity_bytes(client):.0f} B/article")
-
-
 def run_stories(client: Any, size: int) -> None:
-    base = flush(client)
+    client.execute_command("FLUSHALL", "SYNC")
+    base = used_memory(client)
     index = story_load(client, size, np.random.default_rng(5))
     per_article = (used_memory(client) - base) / size
     rng = np.random.default_rng(6)
-    terms = [" ".join(f"t{t}" for t in np.unique(rng.zipf(1.3, 40) % 200_000)[:32]) for _ in range(200)]
+    terms = [
+        " ".join(f"t{t}" for t in np.unique(rng.zipf(1.3, 80) % 200_000)[: story.MAX_TERMS])
+        for _ in range(200)
+    ]
     assign = lambda i: index._assign(  # noqa: E731
-        args=[index.key_prefix, NOW, index.window_s, index.threshold, terms[i % 200], f"p{i}", f"ref{i:05d}"]
+        args=[
+            index.key_prefix,
+            NOW,
+            NOW,
+            index.window_s,
+            index.threshold,
+            terms[i % 200],
+            f"p{i}",
+            f"ref{i:05d}",
+        ]
     )
     times = timed_ms(assign, 200)
     best, middle = server_us(client, assign, 200)
     print(f"\nstory index, {size:,} articles in the 48 h window (synthetic Zipf terms, not a target):")
-    median = statistics.median(times)
-    print(
-        f"  assign median {median:.3f} ms (in Redis {best:.0f}/{middle:.0f} us); {per_article:.0f} B/article"
-    )
+    print(f"  assign median {statistics.median(times):.3f} ms (in Redis {best:.0f}/{middle:.0f} us); "
+          f"{per_article:.0f} B/article")  # fmt: skip
+
+
+def pair_scores(truth: dict[str, str], predicted: dict[str, str]) -> tuple[float, float]:
+    tp = fp = fn = 0
+    for a, b in combinations(sorted(truth), 2):
+        same, joined = truth[a] == truth[b], predicted[a] == predicted[b]
+        tp, fp, fn = tp + (same and joined), fp + (joined and not same), fn + (same and not joined)
+    return tp / max(tp + fp, 1), tp / max(tp + fn, 1)
+
+
+def run_story_quality(client: Any, seeds: int) -> None:
+    """Pairwise precision and recall of story_id on both independent sets, each report arriving at
+    its own publication time in a shuffled order; the worst order counts."""
+    print(f"\nstory clustering, independent sets, {seeds} shuffled arrival orders (pairwise over reports)")
+    for name, role in (("dev", "tuning set"), ("heldout", "held out")):
+        rows = reports(name)
+        scores = []
+        for seed in range(seeds):
+            order = rows[:]
+            random.Random(1000 + seed).shuffle(order)
+            index = story.RedisStoryIndex(client, f"q{uuid.uuid4().hex[:8]}")
+            predicted = {}
+            for row in order:
+                stamp = datetime.fromisoformat(row["published_at"].replace("Z", "+00:00")).timestamp()
+                predicted[row["id"]] = index.assign(row["id"], row["title"], row["text"], now=stamp + 3600,
+                                                    published_at=row["published_at"])  # fmt: skip
+            scores.append(pair_scores({r["id"]: r["story"] for r in rows}, predicted))
+        worst_p, worst_r = min(p for p, _ in scores), min(r for _, r in scores)
+        mean_p, mean_r = statistics.mean(p for p, _ in scores), statistics.mean(r for _, r in scores)
+        print(f"  {name:<8} ({role}, {len(rows)} reports): worst P {worst_p:.3f} R {worst_r:.3f}; "
+              f"mean P {mean_p:.3f} R {mean_r:.3f}")  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
+    parser.add_argument("--base", choices=("heldout", "dev"), default="heldout")
+    parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--bulk", default="100000,1000000", help="index sizes for latency and memory")
-    parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--stories", type=int, default=100_000, help="story index size (0: skip)")
     args = parser.parse_args(argv)
-    if not (args.corpus / "ground-truth.json").is_file():
-        print(f"corpus not found at {args.corpus} (no ground-truth.json); skipping the benchmark")
-        return 0
-    originals, total = load_originals(args.corpus)
-    print(f"{total} bodies, {len(originals)} of 80+ words; {TARGETS}")
-    for name, ms in signature_speed(originals).items():
-        print(f"  signature {name:<30} {ms:.3f} ms/article")
+    rows = reports(args.base)
+    texts = [r["text"] for r in rows]
+    bodies = corpus_bodies()
+    print(f"base texts: {len(rows)} reports of stories_independent_{args.base}; {TARGETS}")
+    print(f"  signature CPU: {signature_ms(texts * 5):.3f} ms/article (reports, mean "
+          f"{statistics.mean(len(t.split()) for t in texts):.0f} words)", end="")  # fmt: skip
+    if bodies:
+        long = [b for b in bodies if len(b.split()) >= neardup.MIN_WORDS]
+        mean = statistics.mean(len(b.split()) for b in long)
+        print(f"; {signature_ms(long):.3f} ms/article (corpus, mean {mean:.0f} words)")
+    else:
+        print("; corpus absent")
     with tempfile.TemporaryDirectory() as tmp:
         server = redisd.start(Path(tmp), persistent=False)
         try:
-            client = redis.Redis.from_url(server.url)
-            run_quality(client, originals, args.seed)
-            run_scale(client, [int(s) for s in args.bulk.split(",") if s], originals)
+            client = redis.Redis.from_url(server.url, socket_timeout=600)  # FLUSHALL of 1M keys under load
+            run_story_quality(client, 2 * args.seeds)
+            run_recall(client, texts, args.seeds)
+            run_false_merges(reports("dev") + reports("heldout"), bodies)
+            run_orders(client, rows, args.seeds)
+            run_scale(client, [int(s) for s in args.bulk.split(",") if s], texts)
             if args.stories:
                 run_stories(client, args.stories)
         finally:

@@ -60,8 +60,9 @@ def once(prefix: str, marker: str) -> str:
 
 
 def neardup_index(prefix: str) -> str:
-    """The near-duplicate index's part; the script adds `{generation}:{bucket}`, `:s` and `:m`."""
-    return f"{prefix}:nd:"
+    """The near-duplicate index's part; the script adds `{generation}:{bucket}`, `:s` and `:m`.
+    (`nd2`: anchors over 3-word shingles; the `nd:` keys of the 5-word index expire by themselves.)"""
+    return f"{prefix}:nd2:"
 
 
 def story_index(prefix: str) -> str:

@@ -82,8 +82,10 @@ class DecideInput:
     options: DedupOptions
     prefix: str
     story_terms: str
+    story_time: float
     blob: bytes
     ref: bytes
+    version_ref: bytes
 
     def args(self) -> list[Any]:
         opts = self.options
@@ -93,9 +95,10 @@ class DecideInput:
             "neardup": {"prefix": keys.neardup_index(self.prefix), "window": opts.window_s,
                         "capacity": opts.capacity},
             "story": {"prefix": keys.story_index(self.prefix), "terms": self.story_terms,
-                      "window": opts.story_window_s, "threshold": opts.story_threshold},
+                      "time": self.story_time, "window": opts.story_window_s,
+                      "threshold": opts.story_threshold},
         }  # fmt: skip
-        return [orjson.dumps(structure), self.blob, self.ref]
+        return [orjson.dumps(structure), self.blob, self.ref, self.version_ref]
 
 
 def decide_input(doc: Document, origin: str, now: float, prefix: str, options: DedupOptions) -> DecideInput:
@@ -103,7 +106,9 @@ def decide_input(doc: Document, origin: str, now: float, prefix: str, options: D
     return DecideInput(
         article_id=doc.id, origin=origin, content_hash=doc.content_hash, kind=body_kind(doc), now=now,
         options=options, prefix=prefix, story_terms=" ".join(story.story_terms(doc.title, doc.text)),
+        story_time=story.article_time(doc.published_at, now),
         blob=near_dup_blob(doc), ref=article_ref(doc.id),
+        version_ref=neardup.version_ref(doc.id, doc.content_hash),
     )  # fmt: skip
 
 

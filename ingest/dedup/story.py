@@ -18,6 +18,7 @@ import re
 import time
 import unicodedata
 from dataclasses import dataclass
+from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
@@ -26,17 +27,22 @@ import redis
 from ingest import keys, lua
 from ingest.dedup.identity import article_ref
 
-MAX_TERMS = 32
-LEAD_WORDS = 160  # the headline and the lead carry the event; later paragraphs drift to background
+MAX_TERMS = 64
+LEAD_WORDS = 400  # the headline and the body up to here (a feature's event can be in its middle)
 STEM = 6
 TITLE_BONUS = 2.0
 NAME_BONUS = 1.0
-MARK_WEIGHT = 2.0  # a shared name or figure counts double: shared names tell events apart
-THRESHOLD = 0.22  # idf-weighted cosine of term sets (tuned on tests/data/stories_labelled.jsonl)
+MARK_WEIGHT = 1.0  # names and figures weigh as other terms (doubled, places alone merged events)
+THRESHOLD = 0.11  # idf-weighted cosine of term sets (tuned on tests/data/stories_independent_dev.jsonl)
 COMMON = 400  # a term in this many articles is background ("Ukraine" in a war): lists stop growing
 RECENT = 60  # candidates come from the latest articles on each rarer term
+PROBE = 8  # ... on the article's 8 rarest terms (more found the same stories at twice the cost)
 TOP_CANDIDATES = 12
 DEFAULT_WINDOW_S = 48 * 3600
+KNEE = 0.25  # reports this share of the window apart are fully comparable; then the similarity fades
+FADE = 0.8  # ... to 1 - FADE at the window's edge
+FULL_TERMS = 64  # a shorter term list counts sqrt(terms / 64) of its cosine (chance overlaps)
+KEEP_WINDOWS = 7  # `all` remembers this many windows back from now, for articles that arrive late
 
 TOKEN_RE = re.compile(r"[^\W_]+(?:[.,'’][^\W_]+)*%?", re.UNICODE)
 SENTENCE_END_RE = re.compile(r"[.!?:;\"“”]\s*$|^\W*$")
@@ -132,6 +138,18 @@ def lead(text: str) -> str:
     return " ".join(text.split(maxsplit=LEAD_WORDS)[:LEAD_WORDS])
 
 
+def article_time(published_at: str | None, now: float) -> float:
+    """When the article was written, for comparing it with others: its publication time when
+    known and not in the future (a feed's clock can be ahead), else now."""
+    if not published_at:
+        return now
+    try:
+        stamp = datetime.fromisoformat(published_at.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return now
+    return min(stamp, now)
+
+
 def story_terms(title: str, text: str) -> tuple[str, ...]:
     """Up to 32 terms that tell this event from others, strongest first (ties: first seen).
 
@@ -166,12 +184,15 @@ class RedisStoryIndex:
         self.threshold = threshold
         self._assign = lua.register(client, LUA_PACKAGE, *ASSIGN_FILES)
 
-    def assign(self, doc_id: str, title: str, text: str, *, now: float | None = None) -> str:
+    def assign(
+        self, doc_id: str, title: str, text: str, *, now: float | None = None, published_at: str | None = None
+    ) -> str:
         """Index the article and return its story id (one round trip, atomic)."""
         terms = " ".join(story_terms(title, text))
+        clock = now or time.time()
         args: list[str | float | bytes] = [
-            self.key_prefix, now or time.time(), self.window_s, self.threshold, terms, doc_id,
-            article_ref(doc_id),
+            self.key_prefix, clock, article_time(published_at, clock), self.window_s, self.threshold, terms,
+            doc_id, article_ref(doc_id),
         ]  # fmt: skip
         story, _ = self._assign(args=args)
         return str(story.decode() if isinstance(story, bytes) else story)

@@ -49,17 +49,21 @@ def lua_constants(name: str) -> dict[str, float]:
 
 def test_neardup_lua_constants_match_python() -> None:
     assert lua_constants("neardup.lua") == {
-        "ND_BANDS": neardup.BANDS, "ND_SLOTS": neardup.NUM_PERM, "ND_SLICES": neardup.SLICES,
+        "ND_ANCHORS": neardup.ANCHORS, "ND_MIN_ANCHORS": neardup.MIN_ANCHORS,
+        "ND_MAX_CANDIDATES": neardup.MAX_CANDIDATES, "ND_SLOTS": neardup.NUM_PERM,
+        "ND_SLICES": neardup.SLICES,
         "ND_MAX_REFS": neardup.MAX_REFS, "ND_FILL": neardup.BUCKET_FILL,
         "ND_MIN_BITS": neardup.MIN_BUCKET_BITS, "ND_MAX_BITS": neardup.MAX_BUCKET_BITS,
-        "ND_JACCARD_MIN": neardup.JACCARD_MIN, "ND_CONTAINMENT_MIN": neardup.CONTAINMENT_MIN,
-        "ND_CONTAINMENT_FLOOR": neardup.CONTAINMENT_FLOOR, "ND_LEAD_MAX_WORDS": neardup.LEAD_MAX_WORDS,
-        "ND_LEAD_CONTAINMENT_MIN": neardup.LEAD_CONTAINMENT_MIN, "ND_SHINGLE_WORDS": neardup.SHINGLE_WORDS,
+        "ND_CONTAINMENT_MIN": neardup.CONTAINMENT_MIN, "ND_CONTAINMENT_FLOOR": neardup.CONTAINMENT_FLOOR,
+        "ND_LEAD_MAX_WORDS": neardup.LEAD_MAX_WORDS, "ND_LEAD_SMALL_MIN": neardup.LEAD_SMALL_MIN,
+        "ND_LEAD_LARGE_MIN": neardup.LEAD_LARGE_MIN, "ND_SHINGLE_WORDS": neardup.SHINGLE_WORDS,
     }  # fmt: skip
 
 
 def test_story_lua_constants_match_python() -> None:
     assert lua_constants("story.lua") == {
         "ST_COMMON": story.COMMON, "ST_RECENT": story.RECENT, "ST_TOP": story.TOP_CANDIDATES,
-        "ST_MARK": story.MARK_WEIGHT,
+        "ST_MARK": story.MARK_WEIGHT, "ST_KEEP": story.KEEP_WINDOWS, "ST_KNEE": story.KNEE,
+        "ST_FADE": story.FADE, "ST_FULL": story.FULL_TERMS,
+        "ST_PROBE": story.PROBE,
     }  # fmt: skip
