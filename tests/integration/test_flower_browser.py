@@ -38,7 +38,7 @@ CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
     "--disable-component-update", "--no-first-run",
 ]  # fmt: skip
-DEMO_ARTICLES = 13  # the demo site's distinct articles (`newswire demo` prints the same)
+DEMO_ARTICLES = 14  # the demo site's distinct articles (`newswire demo` prints the same)
 TASK_NAMES = {"ingest.tick", "ingest.poll_feed", "ingest.fetch_articles", "ingest.extract_articles"}
 
 

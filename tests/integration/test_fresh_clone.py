@@ -249,7 +249,7 @@ def test_newswire_demo_in_the_fresh_clone(clone: Path) -> None:
     demo = run([".venv/bin/newswire", "demo"], clone, user_env(), timeout=600)
     assert demo.returncode == 0, demo.stdout[-3000:] + demo.stderr[-3000:]
     summary = orjson.loads(demo.stdout.strip().splitlines()[-1])
-    assert (summary["published"], summary["duplicates"], summary["feeds_failed"]) == (13, 1, 0)
+    assert (summary["published"], summary["duplicates"], summary["feeds_failed"]) == (14, 1, 0)
     assert "# ukraine-ceasefire-talks" in demo.stdout  # its tables, as tab-separated lines in a pipe
     assert processes_of(clone) == []
 
