@@ -74,6 +74,32 @@ class PageFetch:
 
 
 @dataclass(frozen=True, slots=True)
+class PageItem:
+    """A page on its way from fetch to extraction: its entry, its sweep item, where its HTML is."""
+
+    entry: FeedEntry
+    item: str | None = None  # the sweep's item for this entry (`a:<entry origin>`), if in a sweep
+    final_url: str | None = None
+    error: str | None = None  # why there is no page (the feed's own content is used)
+    page_key: str | None = None  # the HTML in the page store (ingest/fetch/pages.py)
+    html: str | None = None  # the HTML itself: messages queued by earlier versions carry it
+
+    def to_dict(self) -> dict[str, Any]:
+        data = {
+            "entry": self.entry.to_dict(), "item": self.item, "final_url": self.final_url,
+            "error": self.error, "page_key": self.page_key,
+        }  # fmt: skip
+        return data if self.html is None else {**data, "html": self.html}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PageItem:
+        return cls(
+            FeedEntry.from_dict(data["entry"]), data.get("item"), data.get("final_url"), data.get("error"),
+            data.get("page_key"), data.get("html"),
+        )  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
 class Article:
     """What extraction found on one article page (or in the feed's own content)."""
 

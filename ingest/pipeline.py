@@ -13,6 +13,8 @@ import re
 from dataclasses import replace
 from datetime import datetime
 
+import redis
+
 from ingest.dedup.decide import PublishOutcome, Submission
 from ingest.dedup.identity import article_id, canonical_url, content_hash, same_site
 from ingest.extract.article import ExtractionError, choose_article, extract_article
@@ -27,6 +29,18 @@ log = logging.getLogger("newswire.pipeline")
 PAGE_TYPES = ("text/html", "application/xhtml+xml", "text/plain")
 PAGE_ACCEPT = "text/html,application/xhtml+xml;q=0.9,*/*;q=0.5"
 TAG_RE = re.compile(r"<[^>]+>")
+KNOWN_PAGE = "already published"  # the error of a page not fetched: its URL was published already
+# what a worker retries (Redis or the network of the machine itself), never an item's own fault
+INFRASTRUCTURE_ERRORS: tuple[type[Exception], ...] = (
+    redis.ConnectionError, redis.TimeoutError, ConnectionError,
+)  # fmt: skip
+
+
+def fetch_new_page(entry: FeedEntry, fetcher: Fetcher | PoliteFetcher, sink: RedisStreamSink) -> PageFetch:
+    """The entry's page, unless its URL was published already (`KNOWN_PAGE`: not fetched)."""
+    if is_known_link(entry, sink):
+        return PageFetch(None, entry.link, KNOWN_PAGE)
+    return fetch_page(entry, fetcher)
 
 
 def fetch_page(entry: FeedEntry, fetcher: Fetcher | PoliteFetcher) -> PageFetch:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from functools import cached_property
 
 import redis
+from celery import current_app
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
@@ -111,3 +112,14 @@ def dedup_options(settings: Settings) -> DedupOptions:
     return DedupOptions(
         window_s=settings.dedup_window_days * 86400, story_window_s=settings.story_window_hours * 3600
     )
+
+
+def worker_context() -> WorkerContext:
+    """This process's clients, built on first use from the current app's settings."""
+    conf = current_app.conf
+    ctx = conf.get("newswire_context")
+    if ctx is None:
+        ctx = WorkerContext(conf.newswire_settings)
+        conf.newswire_context = ctx
+    assert isinstance(ctx, WorkerContext)  # noqa: S101 - only this function sets it
+    return ctx

@@ -12,11 +12,14 @@ it: the counter only grows while workers die mid-task. The delivery after
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import redis
 
 from ingest import keys
+from workers.messages import Call, Message
 
 log = logging.getLogger("newswire.delivery")
 MIN_TTL_S = 86400
@@ -62,3 +65,34 @@ class RedisDeliveryCounter:
             self.client.delete(self.key(task_id))
         except redis.RedisError as exc:
             log.warning("delivery count of task %s not cleared: %s", task_id, exc)
+
+
+# --- splitting a batch that keeps killing its worker, and dead-lettering what failed ----------
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    key: str  # one dead-letter entry per key: a task that fails twice is given up on once
+    call: Call  # enough to replay it (args, kwargs)
+    sweep_item: str | None
+
+
+def split_batch(message: Message, send: Callable[[Call, str], None], task_id: str) -> bool:
+    """A batch whose worker keeps dying goes on as batches of one (`send(call, task_id)`), so only
+    the item that kills its worker ends in the dead-letter stream, after its own deliveries. The
+    ids derive from the batch's: a batch delivered twice at once splits into the same singles."""
+    parts = message.parts() if message.batch else []
+    if len(parts) < 2:
+        return False
+    for n, part in enumerate(parts):
+        send(part.call(), f"{task_id}.{n}")
+    return True
+
+
+def dead_letters(name: str, task_id: str, message: Message) -> list[DeadLetter]:
+    """What a failed task dead-letters: each item of a batch on its own (replayable as a batch of
+    one), else the message; each with the key that makes its entry once, and its sweep item."""
+    if not message.batch:
+        return [DeadLetter(f"{name}:{task_id}", message.call(), message.sweep_item)]
+    return [DeadLetter(f"{name}:{task_id}:{n}", part.call(), part.sweep_item)
+            for n, part in enumerate(message.parts())]  # fmt: skip
