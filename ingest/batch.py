@@ -18,7 +18,6 @@ from typing import Any
 from ingest import pipeline
 from ingest.dedup.decide import PublishOutcome
 from ingest.fetch.pages import RedisPageStore
-from ingest.fetch.politeness import HostBusy
 from ingest.models import Document, FeedEntry, PageFetch, PageItem
 from ingest.ops.progress import RedisStats, RedisSweepTracker
 from ingest.streams.publish import RedisStreamSink
@@ -43,11 +42,14 @@ class PageBatch:
         self.pages: list[PageItem] = []
         self.oldest = 0.0
 
-    def add(self, entry: FeedEntry, item: str | None, page: PageFetch, *, urgent: bool = False) -> None:
+    def add(
+        self, entry: FeedEntry, item: str | None, page: PageFetch, *, urgent: bool = False,
+        sweep_id: str | None = None, first_seen: float | None = None,
+    ) -> None:  # fmt: skip
         key = None if page.html is None else self.store.put(pipeline.entry_origin(entry), page.html)
         if not self.pages:
             self.oldest = time.monotonic()
-        self.pages.append(PageItem(entry, item, page.final_url, page.error, key))
+        self.pages.append(PageItem(entry, item, page.final_url, page.error, key, None, sweep_id, first_seen))
         if urgent or len(self.pages) >= self.size or time.monotonic() - self.oldest >= FLUSH_AFTER_S:
             self.flush()
 
@@ -64,34 +66,6 @@ class PageBatch:
 class PageOutcome:
     link: str | None
     outcome: str  # ok | error | known (published already: not fetched) | deferred (host busy)
-
-
-@dataclass(frozen=True, slots=True)
-class FetchReport:
-    pages: tuple[PageOutcome, ...]
-    deferred: int  # how many entries, from the end, were not fetched: their host was busy
-
-
-def fetch_entries(
-    entries: Sequence[FeedEntry], items: Sequence[str | None], fetch: Callable[[FeedEntry], PageFetch],
-    batch: PageBatch,
-) -> FetchReport:  # fmt: skip
-    """Fetch each entry's page in turn into `batch`; stops at the first busy host (the caller
-    sends the rest back to the queue)."""
-    outcomes: list[PageOutcome] = []
-    for n, (entry, item) in enumerate(zip(entries, items, strict=True)):
-        started = time.monotonic()
-        try:
-            page = fetch(entry)
-        except HostBusy:
-            rest = len(entries) - n
-            outcomes += [PageOutcome(e.link, "deferred") for e in entries[n:]]
-            batch.flush()
-            return FetchReport(tuple(outcomes), rest)
-        batch.add(entry, item, page, urgent=time.monotonic() - started >= SLOW_FETCH_S)
-        outcomes.append(PageOutcome(entry.link, page_outcome(page)))
-    batch.flush()
-    return FetchReport(tuple(outcomes), 0)
 
 
 def page_outcome(page: PageFetch) -> str:
@@ -123,7 +97,8 @@ class Ledger:
     sink: RedisStreamSink
     store: RedisPageStore
     stats: RedisStats
-    tracker: RedisSweepTracker | None = None
+    tracker: Callable[[str], RedisSweepTracker]  # a sweep's tracker, by its id
+    sweep_id: str | None = None  # the batch's sweep, for pages that do not name their own
     task: str = ""  # the name a dead-lettered page is replayed under
 
 
@@ -132,7 +107,7 @@ def extract_pages(pages: Sequence[dict[str, Any]], build: Build, ledger: Ledger)
     whose own fault stops it is dead-lettered alone. Infrastructure errors propagate (retried)."""
     htmls = ledger.store.get_many([p.get("page_key") for p in pages])  # None once expired: feed content
     built: list[tuple[PageItem, Document]] = []
-    ended: list[tuple[str, str]] = []
+    ended: list[tuple[str | None, str, str]] = []  # (sweep, item, outcome)
     for raw, stored in zip(pages, htmls, strict=True):
         try:
             page = PageItem.from_dict(raw)
@@ -142,15 +117,26 @@ def extract_pages(pages: Sequence[dict[str, Any]], build: Build, ledger: Ledger)
             raise
         except Exception as exc:  # noqa: BLE001 (this page's own fault: dead-letter it, keep the batch)
             dead_letter_page(raw, exc, ledger)
-            ended.append((raw.get("item") or "", "error_dead_lettered"))
+            ended.append(
+                (raw.get("sweep_id") or ledger.sweep_id, raw.get("item") or "", "error_dead_lettered")
+            )
     results = pipeline.publish_documents([(doc, page.entry) for page, doc in built], ledger.sink)
     ledger.store.drop(*[p["page_key"] for p in pages if p.get("page_key")])
     published = tuple(Published(page, o, doc) for (page, _), (o, doc) in zip(built, results, strict=True))
-    ended += [(p.page.item or "", p.outcome.status) for p in published]
+    ended += [(p.page.sweep_id or ledger.sweep_id, p.page.item or "", p.outcome.status) for p in published]
     ledger.stats.count_many("article", [p.outcome.status for p in published])
-    if ledger.tracker is not None:
-        ledger.tracker.done_many([(item, outcome) for item, outcome in ended if item])
+    track(ended, ledger.tracker)
     return ExtractReport(published, len(pages) - len(built))
+
+
+def track(ended: list[tuple[str | None, str, str]], tracker: Callable[[str], RedisSweepTracker]) -> None:
+    """Each item's outcome to its sweep (one round trip per sweep: usually one, or none)."""
+    sweeps: dict[str, list[tuple[str, str]]] = {}
+    for sweep_id, item, outcome in ended:
+        if sweep_id and item:
+            sweeps.setdefault(sweep_id, []).append((item, outcome))
+    for sweep_id, outcomes in sweeps.items():
+        tracker(sweep_id).done_many(outcomes)
 
 
 def dead_letter_page(raw: dict[str, Any], exc: BaseException, ledger: Ledger) -> None:

@@ -111,6 +111,34 @@ def host_next(prefix: str, host: str) -> str:
     return f"{prefix}:host:{host}:next"
 
 
+def hostq(prefix: str, host: str) -> str:
+    return f"{prefix}:hostq:q:{host}"
+
+
+def hostq_jobs(prefix: str) -> str:
+    return f"{prefix}:hostq:jobs"
+
+
+def hostq_ready(prefix: str) -> str:
+    return f"{prefix}:hostq:ready"
+
+
+def hostq_leases(prefix: str) -> str:
+    return f"{prefix}:hostq:leases"
+
+
+def hostq_tries(prefix: str) -> str:
+    return f"{prefix}:hostq:tries"
+
+
+def hostq_wake(prefix: str) -> str:
+    return f"{prefix}:hostq:wake"
+
+
+def fetched(prefix: str, job_id: str) -> str:
+    return f"{prefix}:fetched:{job_id}"
+
+
 def robots(prefix: str, origin: str) -> str:
     return f"{prefix}:robots:{origin}"
 

@@ -83,19 +83,22 @@ class PageItem:
     error: str | None = None  # why there is no page (the feed's own content is used)
     page_key: str | None = None  # the HTML in the page store (ingest/fetch/pages.py)
     html: str | None = None  # the HTML itself: messages queued by earlier versions carry it
+    sweep_id: str | None = None  # the page's own sweep and poll time (else the message's)
+    first_seen: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data = {
             "entry": self.entry.to_dict(), "item": self.item, "final_url": self.final_url,
             "error": self.error, "page_key": self.page_key,
         }  # fmt: skip
-        return data if self.html is None else {**data, "html": self.html}
+        optional = {"html": self.html, "sweep_id": self.sweep_id, "first_seen": self.first_seen}
+        return data | {k: v for k, v in optional.items() if v is not None}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PageItem:
         return cls(
             FeedEntry.from_dict(data["entry"]), data.get("item"), data.get("final_url"), data.get("error"),
-            data.get("page_key"), data.get("html"),
+            data.get("page_key"), data.get("html"), data.get("sweep_id"), data.get("first_seen"),
         )  # fmt: skip
 
 

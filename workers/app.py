@@ -23,7 +23,9 @@ def queue_name(prefix: str, stage: str) -> str:
 
 def create_app(settings: Settings) -> Celery:
     app = Celery(
-        "newswire", broker=settings.effective_broker_url, include=["workers.tasks", "workers.signals"]
+        "newswire",
+        broker=settings.effective_broker_url,
+        include=["workers.tasks", "workers.signals", "workers.dispatch"],
     )
     app.conf.update(celery_config(settings))
     app.conf.newswire_settings = settings

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -15,6 +16,7 @@ from config.settings import Settings
 from ingest.dedup.decide import DedupOptions
 from ingest.feeds.registry import RedisFeedRegistry
 from ingest.feeds.schedule import RedisSchedule
+from ingest.fetch.hostqueue import RedisHostQueue
 from ingest.fetch.http import Fetcher, FetchOptions
 from ingest.fetch.politeness import HostPolicy, PoliteFetcher, RedisHostLimiter
 from ingest.fetch.robots import RedisRobotsCache, RobotsRules
@@ -80,14 +82,28 @@ class WorkerContext:
         return fetcher
 
     @cached_property
-    def limiter(self) -> RedisHostLimiter:
-        """Per-host concurrency and spacing, shared with every other worker through Redis."""
-        policy = HostPolicy(
+    def host_policy(self) -> HostPolicy:
+        return HostPolicy(
             max_concurrent=self.settings.host_concurrency,
             min_spacing_s=self.settings.host_spacing,
             lease_s=self.settings.fetch_timeout + 30,
         )
-        return RedisHostLimiter(self.redis, self.settings.prefix, policy)
+
+    @cached_property
+    def limiter(self) -> RedisHostLimiter:
+        """Per-host concurrency and spacing, shared with every other worker through Redis."""
+        return RedisHostLimiter(self.redis, self.settings.prefix, self.host_policy)
+
+    @cached_property
+    def host_queue(self) -> RedisHostQueue:
+        """Requests waiting for their host (the same limits as `limiter`)."""
+        leased = self.settings.fetch_in_flight
+        return RedisHostQueue(self.redis, self.settings.prefix, self.host_policy, max_leased=leased)
+
+    @cached_property
+    def fetch_pool(self) -> ThreadPoolExecutor:
+        """Threads for the claimed pages of this process's fetch tasks (started as needed)."""
+        return ThreadPoolExecutor(self.settings.fetch_in_flight, thread_name_prefix="fetch")
 
     @cached_property
     def robots(self) -> RobotsRules:

@@ -74,7 +74,7 @@ class RedisDeliveryCounter:
 class DeadLetter:
     key: str  # one dead-letter entry per key: a task that fails twice is given up on once
     call: Call  # enough to replay it (args, kwargs)
-    sweep_item: str | None
+    tracked: tuple[str, str] | None  # (sweep id, item) that a sweep waits for
 
 
 def split_batch(message: Message, send: Callable[[Call, str], None], task_id: str) -> bool:
@@ -93,6 +93,6 @@ def dead_letters(name: str, task_id: str, message: Message) -> list[DeadLetter]:
     """What a failed task dead-letters: each item of a batch on its own (replayable as a batch of
     one), else the message; each with the key that makes its entry once, and its sweep item."""
     if not message.batch:
-        return [DeadLetter(f"{name}:{task_id}", message.call(), message.sweep_item)]
-    return [DeadLetter(f"{name}:{task_id}:{n}", part.call(), part.sweep_item)
+        return [DeadLetter(f"{name}:{task_id}", message.call(), message.tracked)]
+    return [DeadLetter(f"{name}:{task_id}:{n}", part.call(), part.tracked)
             for n, part in enumerate(message.parts())]  # fmt: skip

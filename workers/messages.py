@@ -29,10 +29,8 @@ class Message(Protocol):
     def parts(self) -> list[Self]: ...
 
     @property
-    def sweep_id(self) -> str | None: ...
-
-    @property
-    def sweep_item(self) -> str | None: ...
+    def tracked(self) -> tuple[str, str] | None:
+        """(sweep id, item) of a message of one item in a sweep: what a sweep waits for."""
 
 
 class DictMessage:
@@ -55,8 +53,7 @@ class DictMessage:
 @dataclass(frozen=True, slots=True)
 class Tick(DictMessage):
     batch: ClassVar[bool] = False
-    sweep_id: None = None
-    sweep_item: None = None
+    tracked: None = None
 
     @classmethod
     def from_call(cls, args: Any, kwargs: dict[str, Any]) -> Tick:
@@ -71,57 +68,71 @@ class Tick(DictMessage):
 
 @dataclass(frozen=True, slots=True)
 class PollFeed(DictMessage):
-    """Poll one feed (from the tick, or from a sweep that waits for `sweep_item`)."""
+    """Poll one feed (from the tick, or from a sweep that waits for `item`)."""
 
     batch: ClassVar[bool] = False
     feed_url: str
     sweep_id: str | None = None
     item: str | None = None
+    claimed: bool = False  # claimed from its host's queue: it holds the host's slot (ingest/dispatch.py)
 
     @classmethod
     def from_call(cls, args: Any, kwargs: dict[str, Any]) -> PollFeed:
         return cls(*args, **kwargs)
 
     def call(self) -> Call:
-        return [self.feed_url], {"sweep_id": self.sweep_id, "item": self.item}
+        extra = {"claimed": True} if self.claimed else {}
+        return [self.feed_url], {"sweep_id": self.sweep_id, "item": self.item, **extra}
 
     def parts(self) -> list[PollFeed]:
         return [self]
 
     @property
-    def sweep_item(self) -> str | None:
-        return self.item
+    def tracked(self) -> tuple[str, str] | None:
+        return (self.sweep_id, self.item) if self.sweep_id and self.item else None
 
 
 @dataclass(frozen=True, slots=True)
 class FetchArticles(DictMessage):
-    """The article pages of a few entries (`FeedEntry.to_dict()` each), with their sweep items."""
+    """Article pages to fetch: `jobs` claimed from the host queues (each holds its host's slot:
+    ingest/dispatch.py), or `entries` (`FeedEntry.to_dict()` each, with their sweep `items`) from
+    messages of earlier versions, which go into the host queues."""
 
     batch: ClassVar[bool] = True
-    entries: tuple[dict[str, Any], ...]
+    entries: tuple[dict[str, Any], ...] = ()
     sweep_id: str | None = None
     items: tuple[str | None, ...] = ()  # one per entry; empty: not known (derived from the entries)
     first_seen: float | None = None  # when the poll found them (end-to-end latency)
+    jobs: tuple[dict[str, Any], ...] = ()  # `HostJob` JSON, each with its own sweep and poll time
 
     @classmethod
     def from_call(cls, args: Any, kwargs: dict[str, Any]) -> FetchArticles:
-        entries, *rest = args
+        entries, *rest = args or [[]]
         values = dict(zip(("sweep_id", "items", "first_seen"), rest, strict=False)) | kwargs
         return cls(tuple(entries), values.get("sweep_id"), tuple(values.get("items") or ()),
-                   values.get("first_seen"))  # fmt: skip
+                   values.get("first_seen"), tuple(values.get("jobs") or ()))  # fmt: skip
 
     def call(self) -> Call:
         kwargs = {"sweep_id": self.sweep_id, "items": list(self.items) if self.items else None}
-        return [list(self.entries)], {**kwargs, "first_seen": self.first_seen}
+        extra = {"jobs": list(self.jobs)} if self.jobs else {}
+        return [list(self.entries)], {**kwargs, "first_seen": self.first_seen, **extra}
 
     def parts(self) -> list[FetchArticles]:
         items = self.items or (None,) * len(self.entries)
         return [FetchArticles((e,), self.sweep_id, (i,) if i else (), self.first_seen)
-                for e, i in zip(self.entries, items, strict=True)]  # fmt: skip
+                for e, i in zip(self.entries, items, strict=True)] + [
+                FetchArticles(jobs=(job,)) for job in self.jobs]  # fmt: skip
 
     @property
-    def sweep_item(self) -> str | None:
-        return self.items[0] if len(self.items) == 1 else None
+    def tracked(self) -> tuple[str, str] | None:
+        if len(self.jobs) + len(self.entries) != 1:
+            return None
+        if self.jobs:
+            data = self.jobs[0].get("data") or {}
+            sweep, item = data.get("sweep_id"), data.get("item")
+        else:
+            sweep, item = self.sweep_id, self.items[0] if self.items else None
+        return (sweep, item) if sweep and item else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,9 +157,10 @@ class ExtractArticles(DictMessage):
         return [ExtractArticles((p,), self.sweep_id, self.first_seen) for p in self.pages]
 
     @property
-    def sweep_item(self) -> str | None:
-        item = self.pages[0].get("item") if len(self.pages) == 1 and isinstance(self.pages[0], dict) else None
-        return item if isinstance(item, str) else None
+    def tracked(self) -> tuple[str, str] | None:
+        page = self.pages[0] if len(self.pages) == 1 and isinstance(self.pages[0], dict) else {}
+        sweep, item = page.get("sweep_id") or self.sweep_id, page.get("item")
+        return (sweep, item) if isinstance(sweep, str) and isinstance(item, str) else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,8 +181,8 @@ class RetagArticles(DictMessage):
         return [self]
 
     @property
-    def sweep_item(self) -> str | None:
-        return self.item
+    def tracked(self) -> tuple[str, str] | None:
+        return (self.sweep_id, self.item) if self.sweep_id and self.item else None
 
 
 # --- one-article messages of earlier versions, read as batches of one -------------------------
@@ -195,8 +207,8 @@ class FetchArticle(DictMessage):
         return [self]
 
     @property
-    def sweep_item(self) -> str | None:
-        return self.item
+    def tracked(self) -> tuple[str, str] | None:
+        return (self.sweep_id, self.item) if self.sweep_id and self.item else None
 
     def as_batch(self) -> FetchArticles:
         return FetchArticles((self.entry,), self.sweep_id, (self.item,) if self.item else (), self.first_seen)
@@ -229,8 +241,8 @@ class ExtractArticle(DictMessage):
         return [self]
 
     @property
-    def sweep_item(self) -> str | None:
-        return self.item
+    def tracked(self) -> tuple[str, str] | None:
+        return (self.sweep_id, self.item) if self.sweep_id and self.item else None
 
     def as_batch(self) -> ExtractArticles:
         page = {"entry": self.entry, "item": self.item, "html": self.html, "final_url": self.final_url,

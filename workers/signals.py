@@ -74,7 +74,9 @@ def task_updates(
         share = duration / max(1, len(articles))
         first_seen = kwargs.get("first_seen")
         updates = [
-            u for a in articles for u in article_updates(a, share, now, first_seen, a.get("page", page))
+            u
+            for a in articles
+            for u in article_updates(a, share, now, a.get("first_seen") or first_seen, a.get("page", page))
         ]
         dead = int(result.get("dead_lettered", 0))  # items of the batch given up on alone
         return updates + (failure_updates(name, dead) if dead else [])

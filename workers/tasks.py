@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import replace
 from typing import Any
 
 import orjson
 from celery import Task, shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 
-from ingest import batch, keys, pipeline
+from ingest import batch, dispatch, keys, pipeline
 from ingest.feeds import poll
+from ingest.fetch.hostqueue import HostJob
 from ingest.fetch.pages import RedisPageStore
 from ingest.models import Document, Feed, FeedEntry, PageFetch, PageItem
 from ingest.tag import retag
@@ -49,10 +51,6 @@ from workers.timelimit import ItemTimeLimitError, time_limit
 log = logging.getLogger("newswire.tasks")
 RETRYABLE = pipeline.INFRASTRUCTURE_ERRORS
 EXTRACT_BATCH = 8  # pages per extraction task at most: its messaging is paid once per batch
-FETCH_BATCH = 8  # entries per page-fetch task (one poll's, so mostly one site: fetched in turn)
-FEED_WAIT_S = 2.0  # a feed poll waits this long for a host slot, then goes back to the schedule
-SWEEP_WAIT_S = 30.0  # a sweep's poll waits longer (then is re-enqueued): no beat hands it out again
-PAGE_WAIT_S = 10.0  # an article page waits this long for a host slot, then is re-enqueued
 
 
 class IngestTask(Task):  # type: ignore[misc]
@@ -122,62 +120,67 @@ def tick() -> int:
 
 
 @shared_task(name=names.POLL_FEED, base=IngestTask, message=PollFeed)
-def poll_feed(feed_url: str, sweep_id: str | None = None, item: str | None = None) -> dict[str, Any]:
-    msg, ctx = PollFeed(feed_url, sweep_id, item), worker_context()
+def poll_feed(
+    feed_url: str, sweep_id: str | None = None, item: str | None = None, claimed: bool = False
+) -> dict[str, Any]:
+    """Poll a feed now if its host may take a request, else it waits in the host's queue (at its
+    head) and the dispatcher sends it again, `claimed`, holding the host's slot."""
+    msg, ctx = PollFeed(feed_url, sweep_id, item, claimed), worker_context()
     feed = ctx.registry.get(msg.feed_url) or Feed(url=msg.feed_url)
-    fetcher = ctx.polite_fetcher(max_wait_s=SWEEP_WAIT_S if msg.sweep_id else FEED_WAIT_S)
+    fetcher = ctx.fetcher() if msg.claimed else ctx.polite_fetcher(max_wait_s=0)
     report = poll.poll_feed(feed, fetcher, ctx.registry)
-    if report.outcome == "deferred" and msg.sweep_id:  # no beat hands a sweep's feed out again
-        poll_feed.apply_async(*msg.call())
+    if report.outcome == "deferred":
+        job = dispatch.feed_job(msg.feed_url, replace(msg, claimed=True).to_dict())
+        ctx.host_queue.add([job], front=True)
         return {"outcome": report.outcome, "new_entries": 0}
-    dispatch_entries(ctx, report.new_entries, msg.sweep_id)
+    hand_on_entries(ctx, feed, report.new_entries, msg.sweep_id)
     poll.commit_poll(report, ctx.registry, ctx.schedule, feeds_path=ctx.settings.feeds_path)
+    if msg.claimed:
+        ctx.host_queue.finish([(dispatch.feed_job(msg.feed_url, {}), "done")])
     ctx.stats.count("poll", report.outcome)
     if msg.sweep_id and msg.item:
         ctx.tracker(msg.sweep_id).done(msg.item, report.outcome)
     return {"outcome": report.outcome, "new_entries": len(report.new_entries)}  # for workers/signals.py
 
 
-def dispatch_entries(ctx: WorkerContext, entries: tuple[FeedEntry, ...], sweep_id: str | None) -> None:
-    """Hand a poll's new entries to the I/O stage, `FETCH_BATCH` to a task."""
-    items = [f"a:{pipeline.entry_origin(e)}" for e in entries]
+def hand_on_entries(
+    ctx: WorkerContext, feed: Feed, entries: tuple[FeedEntry, ...], sweep_id: str | None
+) -> None:
+    """A poll's new entries: their items expected by the sweep, then into the host queues."""
+    requests = dispatch.page_requests(entries, sweep_id, time.time(), lambda _: feed.robots)
     if sweep_id:
-        ctx.tracker(sweep_id).expect(items)
-    first_seen = time.time()  # end-to-end latency is measured from here (workers/signals.py)
-    data = [e.to_dict() for e in entries]
-    for start in range(0, len(data), FETCH_BATCH):
-        end = start + FETCH_BATCH
-        send_fetches(FetchArticles(tuple(data[start:end]), sweep_id, tuple(items[start:end]), first_seen))
+        ctx.tracker(sweep_id).expect([r.item for r in requests if r.item])
+    dispatch.queue_pages(requests, ctx.host_queue, ctx.sink, new_batch(ctx))
 
 
-def send_fetches(msg: FetchArticles) -> None:
-    fetch_articles.apply_async(*msg.call(), argsrepr=signals.fetches_argsrepr(list(msg.entries)))
+def new_batch(ctx: WorkerContext) -> batch.PageBatch:
+    return batch.PageBatch(page_store(ctx), send_extractions, EXTRACT_BATCH)
 
 
 @shared_task(name=names.FETCH_ARTICLES, base=IngestTask, message=FetchArticles)
 def fetch_articles(*args: Any, **kwargs: Any) -> dict[str, Any]:
-    """I/O stage: the article pages of a few entries of one poll (usually one site), one after the
-    other as the site's politeness allows, each unless its URL was published already."""
+    """I/O stage: pages claimed from their hosts' queues, fetched at once, each holding its host's
+    slot (ingest/dispatch.py). Entries sent by earlier versions go into the host queues."""
     msg, ctx = FetchArticles.from_call(args, kwargs), worker_context()
-    entries = [FeedEntry.from_dict(e) for e in msg.entries]
-    items = msg.items or tuple(f"a:{pipeline.entry_origin(e)}" for e in entries)
-    hand_on = batch.PageBatch(page_store(ctx), lambda pages: send_extractions(pages, msg), EXTRACT_BATCH)
-    report = batch.fetch_entries(entries, items, lambda e: fetch_one(ctx, e), hand_on)
-    if report.deferred:  # the site is busy with our other requests: the rest go back to the queue
-        rest = slice(len(entries) - report.deferred, None)
-        send_fetches(FetchArticles(msg.entries[rest], msg.sweep_id, items[rest], msg.first_seen))
+    if msg.entries:  # first_seen: when the poll found them (end-to-end latency)
+        entries = [FeedEntry.from_dict(e) for e in msg.entries]
+        requests = dispatch.page_requests(
+            entries, msg.sweep_id, msg.first_seen, lambda url: robots_of(ctx, url)
+        )
+        dispatch.queue_pages(requests, ctx.host_queue, ctx.sink, new_batch(ctx))
+    jobs = [HostJob.from_dict(job) for job in msg.jobs]
+    fetch = lambda job: dispatch.fetch_claimed(job, ctx.fetcher, ctx.robots, ctx.sink)  # noqa: E731
+    report = dispatch.fetch_jobs(jobs, fetch, ctx.fetch_pool, new_batch(ctx), ctx.host_queue)
     return {"outcome": "batch", "pages": [{"outcome": p.outcome, "link": p.link} for p in report.pages]}
 
 
-def fetch_one(ctx: WorkerContext, entry: FeedEntry) -> PageFetch:
-    """Article pages wait a little for a host slot and honour robots.txt unless the feed says not to."""
-    feed = ctx.registry.get(entry.feed_url)
-    fetcher = ctx.polite_fetcher(max_wait_s=PAGE_WAIT_S, robots=feed is None or feed.robots)
-    return pipeline.fetch_new_page(entry, fetcher, ctx.sink)
+def robots_of(ctx: WorkerContext, feed_url: str) -> bool:
+    feed = ctx.registry.get(feed_url)
+    return feed is None or feed.robots
 
 
-def send_extractions(pages: list[PageItem], fetched: FetchArticles) -> None:
-    msg = ExtractArticles(tuple(p.to_dict() for p in pages), fetched.sweep_id, fetched.first_seen)
+def send_extractions(pages: list[PageItem]) -> None:
+    msg = ExtractArticles(tuple(p.to_dict() for p in pages))
     extract_articles.apply_async(*msg.call(), argsrepr=signals.extractions_argsrepr(list(msg.pages)))
 
 
@@ -191,11 +194,16 @@ def extract_articles(*args: Any, **kwargs: Any) -> dict[str, Any]:
 
     A page whose extraction fails in its own way is dead-lettered alone; the others go on."""
     msg, ctx = ExtractArticles.from_call(args, kwargs), worker_context()
-    tracker = ctx.tracker(msg.sweep_id) if msg.sweep_id else None
-    ledger = batch.Ledger(ctx.sink, page_store(ctx), ctx.stats, tracker, names.EXTRACT_ARTICLES)
+    ledger = batch.Ledger(
+        ctx.sink, page_store(ctx), ctx.stats, ctx.tracker, msg.sweep_id, names.EXTRACT_ARTICLES
+    )
     report = batch.extract_pages(msg.pages, lambda entry, page: build_one(ctx, entry, page), ledger)
     articles = [
-        {**signals.article_result(p.outcome.status, p.doc), "page": bool(p.page.page_key or p.page.html)}
+        {
+            **signals.article_result(p.outcome.status, p.doc),
+            "page": bool(p.page.page_key or p.page.html),
+            "first_seen": p.page.first_seen,
+        }
         for p in report.published
     ]
     return {"outcome": "batch", "articles": articles, "dead_lettered": report.dead_lettered}
