@@ -111,16 +111,13 @@ def host_next(prefix: str, host: str) -> str:
     return f"{prefix}:host:{host}:next"
 
 
-def hostq(prefix: str, host: str) -> str:
-    return f"{prefix}:hostq:q:{host}"
+def hostq(prefix: str) -> str:
+    """The part the host-queue scripts are given: `…{kind}:{host}` lists, `…ready:{kind}` sorted sets."""
+    return f"{prefix}:hostq:"
 
 
 def hostq_jobs(prefix: str) -> str:
     return f"{prefix}:hostq:jobs"
-
-
-def hostq_ready(prefix: str) -> str:
-    return f"{prefix}:hostq:ready"
 
 
 def hostq_leases(prefix: str) -> str:

@@ -20,7 +20,7 @@ from typing import Any
 import redis
 from celery.signals import worker_ready, worker_shutdown
 
-from ingest.dispatch import FEED, PageRequest
+from ingest.dispatch import FEED, PAGE, PageRequest
 from ingest.fetch.hostqueue import HostJob
 from workers import names
 from workers.app import queue_name
@@ -32,12 +32,13 @@ CLAIM_LIMIT = 64  # jobs per claim (one script call)
 FETCH_BATCH = 8  # claimed pages per fetch task: fetched at once, their messaging paid once
 IDLE_S = 1.0  # longest sleep: a wake-up (a job queued or finished) or the next due host ends it sooner
 REAP_EVERY_S = 5.0
-THREAD_POOLS = {"ThreadTaskPool", "TaskPool", "GeventTaskPool", "EventletTaskPool"}  # not prefork
 
 
 class Dispatcher:
-    def __init__(self, ctx: WorkerContext, app: Any) -> None:
-        self.ctx, self.app = ctx, app
+    """Claims the kinds of request its worker runs: feed polls (feeds queue), pages (articles queue)."""
+
+    def __init__(self, ctx: WorkerContext, app: Any, kinds: tuple[str, ...]) -> None:
+        self.ctx, self.app, self.kinds = ctx, app, kinds
         self.stopping = threading.Event()
         self.next_reap = 0.0
         self.thread = threading.Thread(target=self.run, name="dispatcher", daemon=True)
@@ -54,11 +55,13 @@ class Dispatcher:
         if time.monotonic() >= self.next_reap:
             self.reap()
             self.next_reap = time.monotonic() + REAP_EVERY_S
-        claim = self.ctx.host_queue.claim(CLAIM_LIMIT)
-        if claim.jobs:
-            self.send(claim.jobs)
+        claims = [self.ctx.host_queue.claim(CLAIM_LIMIT, kind) for kind in self.kinds]  # feed polls first
+        jobs = tuple(job for claim in claims for job in claim.jobs)
+        if jobs:
+            self.send(jobs)
             return
-        self.ctx.host_queue.wait(IDLE_S if claim.wait_s is None else min(claim.wait_s, IDLE_S))
+        waits = [claim.wait_s for claim in claims if claim.wait_s is not None]
+        self.ctx.host_queue.wait(min([IDLE_S, *waits]))
 
     def send(self, jobs: tuple[HostJob, ...]) -> None:
         pages = [job for job in jobs if job.kind != FEED]
@@ -112,11 +115,13 @@ DISPATCHERS: list[Dispatcher] = []
 def start_dispatching(sender: Any, **_: Any) -> None:
     """In a thread-pool worker that consumes the feeds or articles queue: start the dispatcher."""
     app, pool = sender.app, getattr(sender.controller, "pool_cls", None)
-    prefix = app.conf.newswire_settings.prefix
-    io_queues = {queue_name(prefix, "feeds"), queue_name(prefix, "articles")}
-    if getattr(pool, "__name__", "") not in THREAD_POOLS or not io_queues & set(app.amqp.queues.consume_from):
+    prefix, consumed = app.conf.newswire_settings.prefix, set(app.amqp.queues.consume_from)
+    kinds = tuple(
+        k for k, stage in ((FEED, "feeds"), (PAGE, "articles")) if queue_name(prefix, stage) in consumed
+    )
+    if getattr(pool, "__module__", "").endswith(".prefork") or not kinds:
         return
-    dispatcher = Dispatcher(worker_context(), app)
+    dispatcher = Dispatcher(worker_context(), app, kinds)
     DISPATCHERS.append(dispatcher)
     dispatcher.thread.start()
     log.info("dispatching requests from the host queues", extra={"stage": "dispatch"})

@@ -3,8 +3,9 @@
 Politeness (ingest/fetch/politeness.py) says when a host may get its next request: at most
 `max_concurrent` in flight, starts `min_spacing_s` apart, across every worker and machine. Instead
 of a worker waiting for that moment, a request that cannot go yet waits here: one list of job ids
-per host (`{prefix}:hostq:{host}`), the jobs themselves in one hash, and a sorted set of hosts by
-the time each may be claimed next. A dispatcher claims what is ready (`claim`): each job it gets
+per host and kind (`{prefix}:hostq:{kind}:{host}`: feed polls and pages apart, so a worker claims
+only what it runs), the jobs themselves in one hash, and per kind a sorted set of hosts by the time
+each may be claimed next. A dispatcher claims what is ready (`claim`): each job it gets
 holds one of its host's slots (the same keys `acquire.lua` uses, so feed polls and page fetches
 share the limits) and a lease. `finish` ends both. A worker that dies holding jobs leaves their
 leases to expire; `reap` puts those jobs back at the head of their host's queue, and gives up on a
@@ -72,9 +73,12 @@ class RedisHostQueue:
         self.prefix = prefix
         self.policy = policy or HostPolicy()
         self.max_leased = max_leased
-        self.jobs, self.ready = keys.hostq_jobs(prefix), keys.hostq_ready(prefix)
-        self.leases, self.wake = keys.hostq_leases(prefix), keys.hostq_wake(prefix)
-        self.queues, self.tries = keys.hostq(prefix, ""), keys.hostq_tries(prefix)
+        self.jobs, self.leases, self.wake = (
+            keys.hostq_jobs(prefix),
+            keys.hostq_leases(prefix),
+            keys.hostq_wake(prefix),
+        )
+        self.base, self.tries = keys.hostq(prefix), keys.hostq_tries(prefix)
         self.slots, self.fetched = keys.host_slots(prefix, ""), keys.fetched(prefix, "")
         self._add = lua.register(client, "ingest.fetch", "hostq_add.lua")
         self._claim = lua.register(client, "ingest.fetch", "hostq_claim.lua")
@@ -87,16 +91,18 @@ class RedisHostQueue:
             return 0
         args: list[Any] = ["1" if front else "0"]
         for job in jobs:
-            args += [job.id, job.host, job.to_json()]
-        names = [self.jobs, self.ready, self.wake, self.queues, self.fetched]
-        return int(self._add(keys=names, args=args))
+            args += [job.id, job.host, job.kind, job.to_json()]
+        return int(self._add(keys=[self.jobs, self.wake, self.base, self.fetched], args=args))
 
-    def claim(self, limit: int) -> Claim:
-        """Up to `limit` jobs whose hosts may take a request now, each holding a slot and a lease."""
+    def claim(self, limit: int, kind: str) -> Claim:
+        """Up to `limit` jobs of `kind` whose hosts may take a request now, each holding a slot and
+        a lease."""
         policy = self.policy
-        args = [limit, policy.max_concurrent, int(policy.min_spacing_s * 1000), int(policy.lease_s * 1000),
-                BUSY_RETRY_MS, self.max_leased]  # fmt: skip
-        reply = self._claim(keys=[self.jobs, self.ready, self.leases, self.queues, self.slots], args=args)
+        args: list[int | str] = [
+            limit, policy.max_concurrent, int(policy.min_spacing_s * 1000), int(policy.lease_s * 1000),
+            BUSY_RETRY_MS, self.max_leased, kind,
+        ]  # fmt: skip
+        reply = self._claim(keys=[self.jobs, self.leases, self.base, self.slots], args=args)
         wait_ms = int(reply[0])
         return Claim(
             tuple(HostJob.from_json(raw) for raw in reply[1:]), None if wait_ms < 0 else wait_ms / 1000
@@ -109,15 +115,13 @@ class RedisHostQueue:
             return 0
         args: list[Any] = [FETCHED_TTL_S]
         for job, outcome in ended:
-            args += [job.id, job.host, outcome]
-        names = [self.jobs, self.ready, self.leases, self.wake, self.queues, self.slots, self.fetched,
-                 self.tries]  # fmt: skip
+            args += [job.id, job.host, job.kind, outcome]
+        names = [self.jobs, self.leases, self.wake, self.base, self.slots, self.fetched, self.tries]
         return int(self._finish(keys=names, args=args))
 
     def reap(self, max_tries: int) -> tuple[int, list[HostJob]]:
         """Requeue jobs whose lease expired: (how many, the jobs given up on after `max_tries`)."""
-        names = [self.jobs, self.ready, self.leases, self.queues, self.tries]
-        reply = self._reap(keys=names, args=[max_tries, REAP_LIMIT])
+        reply = self._reap(keys=[self.jobs, self.leases, self.base, self.tries], args=[max_tries, REAP_LIMIT])
         return int(reply[0]), [HostJob.from_json(raw) for raw in reply[1:]]
 
     def wait(self, timeout_s: float) -> None:
