@@ -144,6 +144,10 @@ def page(prefix: str, origin: str) -> str:
     return f"{prefix}:page:{origin}"
 
 
+def pages_waiting(prefix: str) -> str:
+    return f"{prefix}:pages"
+
+
 # --- operations ------------------------------------------------------------------------------
 
 

@@ -27,6 +27,9 @@ from ingest.tag.topics import TopicSet, TopicsFile
 # Every command waits out a Redis restart (reconnecting, and through the AOF load's BusyLoadingError):
 # 0.1 s doubling to 2 s, 30 times, about 50 s in all. A task then carries on instead of failing.
 REDIS_RETRY = Retry(ExponentialBackoff(cap=2.0, base=0.1), 30)
+# pages fetched ahead of extraction, per extraction process: a few batches each, enough that
+# extraction never waits for the network, few enough that a sweep's web does not pile up in Redis
+PAGES_WAITING_PER_PROCESS = 48
 
 
 @dataclass
@@ -97,8 +100,8 @@ class WorkerContext:
     @cached_property
     def host_queue(self) -> RedisHostQueue:
         """Requests waiting for their host (the same limits as `limiter`)."""
-        leased = self.settings.fetch_in_flight
-        return RedisHostQueue(self.redis, self.settings.prefix, self.host_policy, max_leased=leased)
+        leased, waiting = self.settings.fetch_in_flight, PAGES_WAITING_PER_PROCESS * self.settings.concurrency
+        return RedisHostQueue(self.redis, self.settings.prefix, self.host_policy, leased, waiting)
 
     @cached_property
     def fetch_pool(self) -> ThreadPoolExecutor:

@@ -3,13 +3,18 @@
 -- holds one of its host's slots (token: the job id) and a lease; hostq_finish.lua ends both.
 -- KEYS: 1 hostq:jobs  2 hostq:leases (sorted set: job id by lease expiry, ms)  3 hostq: (base, see
 --       hostq_add.lua)  4 host: (slot prefix: + host = sorted set of tokens, + host + ':next' = next start)
+--       5 pages (sorted set: fetched pages waiting for extraction)
 -- ARGV: 1 most jobs to claim  2 slots per host  3 spacing ms  4 lease ms  5 ms to wait when all slots
 --       are taken  6 most jobs leased at once (all dispatchers together)  7 kind of jobs to claim
+--       8 most pages waiting for extraction (pages are claimed only below it; 0: no bound)
 -- Returns {ms until the next waiting host may be ready (-1: none waits), job JSON, ...}. Clock: Redis TIME.
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
 local slots, spacing, lease = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local room = math.min(tonumber(ARGV[1]), tonumber(ARGV[6]) - redis.call('ZCARD', KEYS[2]))
+if tonumber(ARGV[8]) > 0 then
+  room = math.min(room, tonumber(ARGV[8]) - redis.call('ZCARD', KEYS[5]))
+end
 local ready, base = KEYS[3] .. 'ready:' .. ARGV[7], KEYS[3] .. ARGV[7] .. ':'
 local out = {-1}
 

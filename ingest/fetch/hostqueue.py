@@ -67,12 +67,14 @@ class RedisHostQueue:
     """Per-host queues of requests, claimed under the hosts' politeness limits."""
 
     def __init__(
-        self, client: redis.Redis, prefix: str, policy: HostPolicy | None = None, max_leased: int = 64
-    ) -> None:
+        self, client: redis.Redis, prefix: str, policy: HostPolicy | None = None, max_leased: int = 64,
+        max_pages_waiting: int = 0,
+    ) -> None:  # fmt: skip
         self.client: Any = client  # redis-py's reply types are too loose to check usefully
         self.prefix = prefix
         self.policy = policy or HostPolicy()
         self.max_leased = max_leased
+        self.max_pages_waiting = max_pages_waiting  # pages claimed only while fewer wait for extraction
         self.jobs, self.leases, self.wake = (
             keys.hostq_jobs(prefix),
             keys.hostq_leases(prefix),
@@ -100,9 +102,10 @@ class RedisHostQueue:
         policy = self.policy
         args: list[int | str] = [
             limit, policy.max_concurrent, int(policy.min_spacing_s * 1000), int(policy.lease_s * 1000),
-            BUSY_RETRY_MS, self.max_leased, kind,
+            BUSY_RETRY_MS, self.max_leased, kind, self.max_pages_waiting if kind == "page" else 0,
         ]  # fmt: skip
-        reply = self._claim(keys=[self.jobs, self.leases, self.base, self.slots], args=args)
+        names = [self.jobs, self.leases, self.base, self.slots, keys.pages_waiting(self.prefix)]
+        reply = self._claim(keys=names, args=args)
         wait_ms = int(reply[0])
         return Claim(
             tuple(HostJob.from_json(raw) for raw in reply[1:]), None if wait_ms < 0 else wait_ms / 1000

@@ -11,6 +11,7 @@ import time
 import redis
 
 from ingest.fetch.hostqueue import HostJob, RedisHostQueue
+from ingest.fetch.pages import RedisPageStore
 from ingest.fetch.politeness import HostPolicy, RedisHostLimiter
 
 
@@ -121,4 +122,17 @@ def test_the_leased_cap_bounds_requests_in_flight_across_hosts(
     assert len(claimed) == 3
     assert queue.claim(10, "page").jobs == ()
     queue.finish([(claimed[0], "fetched")])
+    assert len(queue.claim(10, "page").jobs) == 1
+
+
+def test_pages_are_claimed_only_while_few_fetched_pages_wait_for_extraction(
+    redis_client: redis.Redis, prefix: str
+) -> None:
+    store = RedisPageStore(redis_client, prefix)
+    queue = RedisHostQueue(redis_client, prefix, HostPolicy(min_spacing_s=0), max_pages_waiting=2)
+    queue.add([job(0, f"h{n}.test") for n in range(4)] + [job(1, "feeds.test", kind="feed")])
+    keys = [store.put(f"origin{n}", "<p>page</p>") for n in range(2)]  # two pages wait for extraction
+    assert queue.claim(10, "page").jobs == ()
+    assert len(queue.claim(10, "feed").jobs) == 1  # feed polls are not held back
+    store.drop(keys[0])  # one was extracted
     assert len(queue.claim(10, "page").jobs) == 1
