@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import Executor, as_completed
+from concurrent.futures import Executor, wait
 from dataclasses import dataclass
 from typing import Any
 
@@ -105,17 +105,17 @@ class Fetched:
     job: HostJob
     request: PageRequest
     page: PageFetch | None  # None: the slot went to robots.txt; the page waits for the next one
-    seconds: float
+    seconds: float = 0.0
 
 
 def fetch_claimed(
     job: HostJob, fetcher: Callable[[], Fetcher], robots: RobotsRules, sink: RedisStreamSink
 ) -> Fetched:
     """One claimed page job: robots.txt first if not cached (then the page waits), else the page."""
-    started, request = time.monotonic(), PageRequest.from_dict(job.data)
+    request = PageRequest.from_dict(job.data)
     entry = request.entry
     if not needs_fetch(entry, sink):
-        return Fetched(job, request, unfetched(entry), 0.0)
+        return Fetched(job, request, unfetched(entry))
     client = fetcher()
     if request.robots:
         asked: list[str] = []
@@ -126,9 +126,12 @@ def fetch_claimed(
 
         allowed = robots.allows(entry.link or "", get_robots)
         if asked:
-            return Fetched(job, request, None, time.monotonic() - started)
+            return Fetched(job, request, None)
         if not allowed:
-            return Fetched(job, request, PageFetch(None, None, "robots: disallowed by robots.txt"), 0.0)
+            return Fetched(
+                job, request, PageFetch(None, None, f"robots: {entry.link} disallowed by robots.txt")
+            )
+    started = time.monotonic()
     page = pipeline.fetch_page(entry, client)
     return Fetched(job, request, page, time.monotonic() - started)
 
@@ -138,24 +141,36 @@ class ClaimedReport:
     pages: tuple[PageOutcome, ...]
 
 
+def alone_batch(batch: PageBatch) -> PageBatch:
+    """A batch of its own for one page, sent the same way."""
+    return PageBatch(batch.store, batch.send, 1)
+
+
 def fetch_jobs(
     jobs: Sequence[HostJob], fetch: Callable[[HostJob], Fetched], pool: Executor, batch: PageBatch,
     queue: RedisHostQueue,
 ) -> ClaimedReport:  # fmt: skip
-    """Fetch claimed page jobs all at once (`pool`), hand each page on as it comes (`batch`), then
-    end the jobs: a page handed on is `fetched`, one that waits for its robots.txt goes `again`."""
+    """Fetch claimed page jobs all at once (`pool`) and hand the pages on in rounds of `SLOW_FETCH_S`:
+    the fast pages of a round go to extraction together, a page that took longer goes alone (a paced
+    or slow site's page never waits for others, nor others for it). Then end the jobs: a page handed
+    on is `fetched`, one whose slot went to its robots.txt goes `again`."""
     outcomes: list[PageOutcome] = []
     ended: list[tuple[HostJob, str]] = []
-    for future in as_completed([pool.submit(fetch, job) for job in jobs]):
-        one = future.result()
-        if one.page is None:
-            ended.append((one.job, "again"))
-            outcomes.append(PageOutcome(one.request.entry.link, "deferred"))
-            continue
-        batch.add(one.request.entry, one.request.item, one.page, urgent=one.seconds >= SLOW_FETCH_S,
-                  sweep_id=one.request.sweep_id, first_seen=one.request.first_seen)  # fmt: skip
-        ended.append((one.job, "fetched"))
-        outcomes.append(PageOutcome(one.request.entry.link, page_outcome(one.page)))
-    batch.flush()  # every page is with extraction before its job ends
+    pending = {pool.submit(fetch, job) for job in jobs}
+    while pending:
+        done, pending = wait(pending, timeout=SLOW_FETCH_S)
+        for future in done:
+            one = future.result()
+            ended.append((one.job, "again" if one.page is None else "fetched"))
+            if one.page is None:
+                outcomes.append(PageOutcome(one.request.entry.link, "deferred"))
+                continue
+            slow = one.seconds >= SLOW_FETCH_S
+            alone = alone_batch(batch) if slow else batch
+            request = one.request
+            alone.add(request.entry, request.item, one.page, urgent=slow, sweep_id=request.sweep_id,
+                      first_seen=request.first_seen)  # fmt: skip
+            outcomes.append(PageOutcome(one.request.entry.link, page_outcome(one.page)))
+        batch.flush()  # every page is with extraction before its job ends
     queue.finish(ended)
     return ClaimedReport(tuple(outcomes))

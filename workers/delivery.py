@@ -23,6 +23,7 @@ from workers.messages import Call, Message
 
 log = logging.getLogger("newswire.delivery")
 MIN_TTL_S = 86400
+SPLIT_MARK = 1_000_000  # a batch's count once it was split: later copies of it send nothing again
 
 
 class DeliveryLimitError(Exception):
@@ -58,6 +59,11 @@ class RedisDeliveryCounter:
         pipe.incr(self.key(task_id))
         pipe.expire(self.key(task_id), self.ttl_s)
         return int(pipe.execute()[0])
+
+    def mark_split(self, task_id: str) -> None:
+        """The batch went on as batches of one: a copy of it delivered later (the broker hands a
+        long-held message out again after its visibility timeout) must not send them again."""
+        self.client.set(self.key(task_id), SPLIT_MARK, ex=self.ttl_s)
 
     def finish(self, task_id: str) -> None:
         """The delivery ended without its worker dying. A failure here only leaves a count to expire."""

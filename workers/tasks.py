@@ -28,6 +28,7 @@ from workers import names, signals
 from workers.beat import run_tick
 from workers.context import WorkerContext, worker_context
 from workers.delivery import (
+    SPLIT_MARK,
     DeliveryLimitError,
     RedisDeliveryCounter,
     counter_ttl,
@@ -73,13 +74,16 @@ class IngestTask(Task):  # type: ignore[misc]
         ttl = counter_ttl(ctx.settings.visibility_timeout, ctx.settings.max_deliveries)
         counter = RedisDeliveryCounter(ctx.redis, ctx.settings.prefix, ttl)
         deliveries = counter.start(task_id)
+        split = {"outcome": "split", "pages": [], "articles": []}  # nothing of its own to count
+        if deliveries > SPLIT_MARK:  # another copy of this batch (a redelivery) was split already
+            return split
         if deliveries > ctx.settings.max_deliveries:
             message = self.read(args, kwargs)
             if message is not None and split_batch(message, self.send_part, task_id):
-                counter.finish(task_id)
+                counter.mark_split(task_id)
                 log.warning("a batch kept killing its worker: each item goes on alone",
                             extra={"stage": self.name, "outcome": "split"})  # fmt: skip
-                return {"outcome": "split", "pages": [], "articles": []}  # nothing of its own to count
+                return split
             raise DeliveryLimitError(limit_message(deliveries, ctx.settings.max_deliveries))
         try:
             return super().__call__(*args, **kwargs)
