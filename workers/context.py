@@ -29,7 +29,7 @@ from ingest.tag.topics import TopicSet, TopicsFile
 REDIS_RETRY = Retry(ExponentialBackoff(cap=2.0, base=0.1), 30)
 # pages fetched ahead of extraction, per extraction process: a few batches each, enough that
 # extraction never waits for the network, few enough that a sweep's web does not pile up in Redis
-PAGES_WAITING_PER_PROCESS = 48
+PAGES_WAITING_PER_PROCESS = 128
 
 
 @dataclass

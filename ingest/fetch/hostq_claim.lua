@@ -7,7 +7,8 @@
 -- ARGV: 1 most jobs to claim  2 slots per host  3 spacing ms  4 lease ms  5 ms to wait when all slots
 --       are taken  6 most jobs leased at once (all dispatchers together)  7 kind of jobs to claim
 --       8 most pages waiting for extraction (pages are claimed only below it; 0: no bound)
--- Returns {ms until the next waiting host may be ready (-1: none waits), job JSON, ...}. Clock: Redis TIME.
+-- Returns {ms until the next waiting host may be ready (-1: none waits, or no room: a finished job or an
+-- extracted page wakes the dispatcher), job JSON, ...}. Clock: Redis TIME.
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
 local slots, spacing, lease = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
@@ -60,7 +61,7 @@ if room > 0 then
   end
 end
 local first = redis.call('ZRANGE', ready, 0, 0, 'WITHSCORES')
-if first[2] then
+if first[2] and room > 0 then
   out[1] = math.max(0, tonumber(first[2]) - now)
 end
 return out

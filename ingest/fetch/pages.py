@@ -69,4 +69,6 @@ class RedisPageStore:
             pipe = self.client.pipeline(transaction=False)
             pipe.delete(*names)
             pipe.zrem(keys.pages_waiting(self.prefix), *names)
+            pipe.lpush(keys.hostq_wake(self.prefix), "1")  # room for more pages: wake a dispatcher
+            pipe.ltrim(keys.hostq_wake(self.prefix), 0, 0)
             pipe.execute()
