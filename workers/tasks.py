@@ -107,8 +107,8 @@ class IngestTask(Task):  # type: ignore[misc]
         for letter in failed:
             payload = {"task": self.name, "args": letter.call[0], "kwargs": letter.call[1], "reason": reason}
             ctx.sink.dead_letter(letter.key, payload)
-            if message and message.sweep_id and letter.sweep_item:
-                ctx.tracker(message.sweep_id).done(letter.sweep_item, "error_dead_lettered")
+            if letter.tracked:
+                ctx.tracker(letter.tracked[0]).done(letter.tracked[1], "error_dead_lettered")
         if message is None:  # arguments nothing can read: kept as they came, for whoever replays them
             payload = {"task": self.name, "args": list(args), "kwargs": kwargs, "reason": reason}
             ctx.sink.dead_letter(f"{self.name}:{task_id}", payload)
