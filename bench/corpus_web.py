@@ -1,8 +1,8 @@
 """A loopback news web over the extraction corpus, for bench/pipeline.py and bench/soak.py.
 
-`sources` sites, each on its own 127.0.0.1 port (so each is its own host to the politeness
-limiter), each with one RSS feed (`/feed.xml`) of its article pages (`/a/<n>.html`) and a
-`/robots.txt` that allows everything.
+`sources` sites, each on its own loopback address (127.1.x.y, so each is its own host to the
+politeness limiter and to robots.txt) and a free port, each with one RSS feed (`/feed.xml`) of
+its article pages (`/a/<n>.html`) and a `/robots.txt` that allows everything.
 
 Item n of source s is a corpus page written in a "dialect": in the page's text (never in
 tags, scripts, styles or comments) about half of the words of 4+ letters have their 2nd and
@@ -59,6 +59,11 @@ class WebPlan:
     copy_every: int = 12  # every k-th item copies the next source's article (0 = no copies)
     rate: float = 0.0  # items released per second over the whole web; 0 = all at start
     feed_items: int = 500  # newest items a feed lists (ingest.feeds.parse reads at most 500)
+
+
+def source_address(source: int) -> str:
+    """Source s listens on a loopback address of its own (the whole of 127.0.0.0/8 is loopback)."""
+    return f"127.{1 + source // 62500}.{source // 250 % 250}.{1 + source % 250}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,10 +234,10 @@ class SourceServer(ThreadingHTTPServer):
     request_queue_size = 128
 
     def __init__(self, web: WebState, source: int) -> None:
-        super().__init__(("127.0.0.1", 0), SourceHandler)
+        super().__init__((source_address(source), 0), SourceHandler)
         self.web = web
         self.source = source
-        self.base = f"http://127.0.0.1:{self.server_address[1]}"
+        self.base = f"http://{source_address(source)}:{self.server_address[1]}"
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         pass  # a client that hangs up mid-response (the peer at exit) is not the web's problem

@@ -1,24 +1,26 @@
-"""Pipeline benchmark: `newswire sweep` against the physical limit and against newspaper4k.
+"""Pipeline benchmark: `newswire sweep` with default settings on three loopback webs, each against
+the extraction limit of its own pages measured in the same run.
 
-    .venv/bin/python bench/pipeline.py [--phases limit,newswire,profile,peer] [--sources 12]
+    .venv/bin/python bench/pipeline.py [--webs many,few,paced] [--phases limit,newswire,spacing0,profile,peer]
                                        [--env NEWSWIRE_X=V ...] [--json FILE] [--keep]
 
-One run, one loopback news web (bench/corpus_web.py: the 181 corpus pages under
-`--sources` sources, ~8% exact copies across sources, one RSS feed per source):
+The webs (bench/corpus_web.py: corpus pages, each source on a loopback address of its own, one
+RSS feed per source, ~8% exact copies across sources; read from the corpus at run time only):
 
-1. the limit: `ingest.extract.article.extract_article` alone over every served page, in one
-   process per core (a warmed-up multiprocessing pool), articles/s;
-2. newswire: the real `newswire sweep` CLI (its own io and extract workers) on a fresh
-   private Redis, from the web's first request to the last entry in the articles and
-   duplicates streams, articles/s; CPU time per process and per stage (a second sweep
-   with py-spy attached to the workers, bench/stages.py) and peak memory;
-3. the peer: newspaper4k downloading and parsing the same article URLs (bench/peer.py in
-   a venv of its own, var/bench-peer-venv, created on first use), one process per core.
+- many: 240 sources x 9 pages (2,160 articles): a deployment following many sites, where
+  politeness (1 page a second per host) leaves room for more than the CPUs can extract;
+- few: 12 sources x 181 pages (2,172 articles): politeness is the bound, pages per host x
+  spacing; the sweep's time is printed against it;
+- paced: 1 source x 30 pages: each article's latency from the feed's poll to its publish, p50/p95,
+  and beyond the politeness bound (the k-th page may not start before poll + k x spacing).
 
-Prints a table and the ratios newswire/limit and newswire/peer (targets 0.85 and 2).
-The sweep runs with NEWSWIRE_HOST_SPACING=0: the web stands for many sites, and a 1 s
-spacing per site would measure politeness, not the pipeline. Other machine load seen
-during each phase is printed, since it skews the figures.
+Phases: the limit (`ingest.extract.article.extract_article` alone over the web's pages, one
+warmed-up process per core, articles/s); newswire (the real `newswire sweep` CLI with its own
+workers, on a fresh private Redis, from the web's first request to the last entry in the articles
+and duplicates streams; CPU per process); spacing0 (the same sweep with NEWSWIRE_HOST_SPACING=0, a
+changed default, printed next to the default figure: the CPU path alone, many web only); profile
+(a sweep with py-spy on the workers, CPU by stage: bench/stages.py); peer (newspaper4k on the same
+URLs, bench/peer.py in var/bench-peer-venv). Machine load seen during each phase is printed.
 """
 
 from __future__ import annotations
@@ -131,7 +133,6 @@ def sweep_env(redis_url: str, feeds: Path, work: Path, overrides: list[str]) -> 
         NEWSWIRE_STREAM_PREFIX=f"bench{uuid.uuid4().hex[:8]}",
         NEWSWIRE_ALLOWED_NETWORKS="127.0.0.0/8",
         NEWSWIRE_DATA_DIR=str(work / "var"),
-        NEWSWIRE_HOST_SPACING="0",
         PYTHONPATH=str(ROOT),
     )
     env.update(dict(item.split("=", 1) for item in overrides))
@@ -146,6 +147,31 @@ def last_entry_s(client: redis.Redis, prefix: str) -> float:
         if entries:
             newest = max(newest, int(entries[0][0].split(b"-")[0]))
     return newest / 1000
+
+
+def publish_times(client: redis.Redis, prefix: str) -> list[float]:
+    """Unix times of every entry in the articles and duplicates streams (their stream ids), sorted."""
+    stamps = []
+    for stream in (f"{prefix}:articles", f"{prefix}:duplicates"):
+        stamps += [int(eid.split(b"-")[0]) / 1000 for eid, _ in client.xrange(stream)]
+    return sorted(stamps)
+
+
+def latency(client: redis.Redis, prefix: str, polled: float, spacing: float = 1.0) -> dict[str, float]:
+    """From the web's first request (the feed's poll) to each publish; and beyond the politeness
+    bound of each: the k-th page (from 0) may start at poll + (k + 2) x spacing, after robots.txt."""
+    stamps = publish_times(client, prefix)
+    if not stamps or not polled:
+        return {}
+    waits = [t - polled for t in stamps]
+    over = [t - (polled + (k + 2) * spacing) for k, t in enumerate(stamps)]
+    return {"n": len(waits), "p50": quantile(waits, 0.5), "p95": quantile(waits, 0.95), "max": max(waits),
+            "over_p50": quantile(over, 0.5), "over_p95": quantile(over, 0.95)}  # fmt: skip
+
+
+def quantile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def feed_fallbacks(client: redis.Redis, prefix: str) -> int:
@@ -173,10 +199,12 @@ def attach_spies(sweep_pid: int, work: Path) -> list[tuple[subprocess.Popen[byte
     return spies
 
 
-def run_newswire(web: CorpusWeb, feeds: Path, args: argparse.Namespace, profile: bool) -> Measure:
+def run_newswire(
+    web: CorpusWeb, feeds: Path, args: argparse.Namespace, profile: bool, extra: tuple[str, ...] = ()
+) -> Measure:
     work = Path(tempfile.mkdtemp(prefix="newswire-pipeline-"))
     server = redisd.start(work / "redis", persistent=False)
-    env = sweep_env(server.url, feeds, work, args.env)
+    env = sweep_env(server.url, feeds, work, [*args.env, *extra])
     client = redis.Redis.from_url(server.url)
     web.reset()
     try:
@@ -238,7 +266,7 @@ def sweep_measure(
         "peak_rss_mb": tree.peak_rss_kb / 1024, "peak_pss_mb": tree.peak_pss_kb / 1024,
         "redis_peak_mb": int(client.info("memory").get("used_memory_peak", 0)) / 2**20,
         "feed_fallbacks": feed_fallbacks(client, prefix), "log": str(work / "sweep.log"),
-        "redis_commands": redis_commands(client),
+        "redis_commands": redis_commands(client), "latency": latency(client, prefix, first),
         "env": {k: v for k, v in env.items() if k.startswith("NEWSWIRE_") and "URL" not in k},
     }  # fmt: skip
     if spies:
@@ -290,25 +318,29 @@ def measure_peer(urls: list[str], procs: int, threads: int) -> Measure:
 
 
 def print_report(
-    web_note: str, limit: Measure, ours: Measure, peer: Measure | None, profiled: Measure | None
-) -> None:
+    web_note: str, limit: Measure | None, ours: Measure | None, peer: Measure | None,
+    profiled: Measure | None, zero: Measure | None = None,
+) -> None:  # fmt: skip
     print(web_note)
     print(f"{'':<44}{'articles':>9}{'seconds':>9}{'art/s':>8}{'CPU ms/art':>11}{'other load':>11}")
     print("(CPU: the measured processes only; newswire's includes its Redis. Other load: cores the rest of")
     print(" the machine used meanwhile, e.g. other test runs; it slows every figure.)")
-    for m in (limit, ours, profiled, peer):
+    for m in (limit, ours, zero, profiled, peer):
         if m is not None:
             print(
                 f"{m.name:<44}{m.articles:>9}{m.seconds:>9.2f}{m.rate:>8.1f}{m.cpu_ms:>11.1f}{m.other_load:>10.2f}c"
             )
-    for other, target in ((limit, "0.85"), (peer, "2")):
-        if ours is not None and other is not None:
-            name = other.name.split(":", 1)[0]
-            print(
-                f"newswire / {name + ':':<7} {ours.rate / other.rate:.3f} in articles/s (target >= {target});"
-                f" {other.cpu_ms / ours.cpu_ms:.3f} in articles per CPU-second (as on an idle machine)"
-            )
-    for m in (ours, profiled):
+    for mine in (ours, zero):
+        for other, target in ((limit, "0.85"), (peer, "2")):
+            if mine is not None and other is not None and mine.cpu_ms:
+                name = other.name.split(":", 1)[0]
+                label = "newswire" if mine is ours else "spacing 0"
+                print(
+                    f"{label} / {name + ':':<7} {mine.rate / other.rate:.3f} in articles/s "
+                    f"(target >= {target}); {other.cpu_ms / mine.cpu_ms:.3f} in articles per CPU-second "
+                    "(as on an idle machine)"
+                )
+    for m in (ours, zero, profiled):
         if m is not None:
             print_newswire_notes(m)
     if profiled is not None:
@@ -346,33 +378,46 @@ def print_stages(profiled: Measure, limit: Measure | None) -> None:
         print(f"  (extraction alone in the limit run: {limit.cpu_ms:.2f} ms/art)")
 
 
+WEBS = {
+    "many": WebPlan(sources=240, per_source=9),
+    "few": WebPlan(sources=12),
+    "paced": WebPlan(sources=1, per_source=30, copy_every=0),
+}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--sources", type=int, default=12)
+    parser.add_argument("--webs", default="many,few,paced", help="which webs, comma-separated")
     parser.add_argument("--procs", type=int, default=CORES, help="processes for the limit and the peer")
     parser.add_argument("--peer-threads", type=int, default=10)
-    parser.add_argument(
-        "--phases", default="limit,newswire,profile,peer", help="which to run, comma-separated"
-    )
-    parser.add_argument("--env", action="append", default=[], help="NEWSWIRE_X=V for the sweep")
+    parser.add_argument("--phases", default="limit,newswire,spacing0", help="which to run, comma-separated")
+    parser.add_argument("--env", action="append", default=[], help="NEWSWIRE_X=V for every sweep")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument("--keep", action="store_true", help="keep each sweep's log and py-spy files")
     args = parser.parse_args(argv)
-    corpus, plan = load_corpus(), WebPlan(sources=args.sources)
-    rendered = prerender(plan, corpus)
-    with CorpusWeb(plan, corpus, {(i.source, i.n): body for i, body in rendered}) as web:
-        return run_all(args, web, [i for i, _ in rendered], rendered)
+    corpus, figures = load_corpus(), {}
+    print(f"load before: {os.getloadavg()[0]:.2f} (1-min load average); {CORES} cores; settings: defaults"
+          + (f" + {' '.join(args.env)}" if args.env else ""))  # fmt: skip
+    for name in args.webs.split(","):
+        plan = WEBS[name]
+        rendered = prerender(plan, corpus)
+        with CorpusWeb(plan, corpus, {(i.source, i.n): body for i, body in rendered}) as web:
+            figures[name] = run_web(name, args, web, [i for i, _ in rendered], rendered)
+    if args.json:
+        args.json.write_text(json.dumps(figures, default=lambda m: m.__dict__))
+    return 0
 
 
-def run_all(
-    args: argparse.Namespace, web: CorpusWeb, items: list[Item], rendered: list[tuple[Item, bytes]]
-) -> int:
+def run_web(
+    name: str, args: argparse.Namespace, web: CorpusWeb, items: list[Item], rendered: list[tuple[Item, bytes]]
+) -> list[Measure]:
     urls = [web.page_url(i) for i in items]
     PAGES[:] = [(body, url) for (_, body), url in zip(rendered, urls, strict=True)]
-    copies = sum(1 for i in items if i.dialect % args.sources != i.source)
+    sources = WEBS[name].sources
+    copies = sum(1 for i in items if i.dialect % sources != i.source)
     megabytes = sum(len(b) for b, _ in PAGES) / 1e6
-    note = (f"{len(items)} articles: 181 corpus pages x {args.sources} sources, {copies} exact copies; "
-            f"{megabytes:.0f} MB of HTML; {CORES} cores")  # fmt: skip
+    note = (f"\n=== web '{name}': {len(items)} articles under {sources} sources (each its own loopback "
+            f"host), {copies} exact copies; {megabytes:.0f} MB of HTML")  # fmt: skip
     feeds_dir = Path(tempfile.mkdtemp(prefix="newswire-feeds-"))
     feeds = write_feeds_file(feeds_dir / "feeds.toml", web)
     phases = set(args.phases.split(","))
@@ -381,15 +426,40 @@ def run_all(
         phases.discard("profile")
     limit = measure_limit(args.procs) if "limit" in phases else None
     ours = run_newswire(web, feeds, args, profile=False) if "newswire" in phases else None
+    zero = None
+    if "spacing0" in phases and name == "many":
+        zero = run_newswire(web, feeds, args, profile=False, extra=("NEWSWIRE_HOST_SPACING=0",))
+        zero.name = "newswire sweep, NEWSWIRE_HOST_SPACING=0"
     profiled = run_newswire(web, feeds, args, profile=True) if "profile" in phases else None
     peer = measure_peer(urls, args.procs, args.peer_threads) if "peer" in phases else None
     shutil.rmtree(feeds_dir, ignore_errors=True)
-    print_report(note, limit, ours, peer, profiled)
-    if args.json:
-        args.json.write_text(
-            json.dumps([m.__dict__ for m in (limit, ours, peer, profiled) if m], default=str)
+    print_report(note, limit, ours, peer, profiled, zero)
+    if ours is not None and name == "few":
+        print_politeness_bound(ours, items, sources)
+    if ours is not None and name == "paced":
+        print_latency(ours)
+    return [m for m in (limit, ours, zero, profiled, peer) if m is not None]
+
+
+def print_politeness_bound(ours: Measure, items: list[Item], sources: int) -> None:
+    """Pages per host x spacing (1 s, the default), plus the feed poll and robots.txt before them."""
+    per_host = max(sum(1 for i in items if i.source == s) for s in range(sources))
+    bound = per_host + 2  # each host's requests: the feed, robots.txt, then its pages, a second apart
+    print(
+        f"politeness bound: {per_host} pages per host + feed + robots.txt, 1 s apart = {bound} s; "
+        f"sweep {ours.seconds:.1f} s = {ours.seconds / bound:.3f} x the bound (target <= 1.15)"
+    )
+
+
+def print_latency(ours: Measure) -> None:
+    lat = ours.notes.get("latency") or {}
+    if lat:
+        print(
+            f"latency from the feed's poll to publish: p50 {lat['p50']:.2f} s, p95 {lat['p95']:.2f} s, "
+            f"max {lat['max']:.2f} s over {lat['n']} articles; beyond the politeness bound (the k-th page "
+            f"starts at poll + k x 1 s at the earliest): p50 {lat['over_p50']:.2f} s, "
+            f"p95 {lat['over_p95']:.2f} s"
         )
-    return 0
 
 
 if __name__ == "__main__":

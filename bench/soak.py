@@ -65,6 +65,7 @@ def soak_env(redis_url: str, feeds: Path, data_dir: Path) -> dict[str, str]:
         NEWSWIRE_ALLOWED_NETWORKS="127.0.0.0/8",
         NEWSWIRE_DATA_DIR=str(data_dir),
         NEWSWIRE_METRICS_PORT="0",
+        NEWSWIRE_HTTP_PORT="0",  # off: its default port is fixed, and another run may hold it
         PYTHONPATH=str(ROOT),
     )
     return env

@@ -178,6 +178,10 @@ class Settings:
     io_concurrency: int = setting(
         "NEWSWIRE_IO_CONCURRENCY", 16, integer(1, 1024), "threads fetching feeds and pages"
     )
+    fetch_in_flight: int = setting(
+        "NEWSWIRE_FETCH_IN_FLIGHT", 128, integer(1, 100_000),
+        "page requests in flight at once, across all workers (each host's limits apply within it)",
+    )  # fmt: skip
     data_dir: Path = setting("NEWSWIRE_DATA_DIR", Path("var"), path, "embedded Redis data, beat schedule")
     user_agent: str = setting("NEWSWIRE_USER_AGENT", DEFAULT_USER_AGENT, text, "sent with every request")
     host_concurrency: int = setting(

@@ -135,12 +135,41 @@ def host_next(prefix: str, host: str) -> str:
     return f"{prefix}:host:{host}:next"
 
 
+def hostq(prefix: str) -> str:
+    """The part the host-queue scripts are given: `…{kind}:{host}` lists, `…ready:{kind}` sorted sets."""
+    return f"{prefix}:hostq:"
+
+
+def hostq_jobs(prefix: str) -> str:
+    return f"{prefix}:hostq:jobs"
+
+
+def hostq_leases(prefix: str) -> str:
+    return f"{prefix}:hostq:leases"
+
+
+def hostq_tries(prefix: str) -> str:
+    return f"{prefix}:hostq:tries"
+
+
+def hostq_wake(prefix: str) -> str:
+    return f"{prefix}:hostq:wake"
+
+
+def fetched(prefix: str, job_id: str) -> str:
+    return f"{prefix}:fetched:{job_id}"
+
+
 def robots(prefix: str, origin: str) -> str:
     return f"{prefix}:robots:{origin}"
 
 
 def page(prefix: str, origin: str) -> str:
     return f"{prefix}:page:{origin}"
+
+
+def pages_waiting(prefix: str) -> str:
+    return f"{prefix}:pages"
 
 
 # --- operations ------------------------------------------------------------------------------

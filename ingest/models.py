@@ -152,6 +152,35 @@ class PageFetch:
 
 
 @dataclass(frozen=True, slots=True)
+class PageItem:
+    """A page on its way from fetch to extraction: its entry, its sweep item, where its HTML is."""
+
+    entry: FeedEntry
+    item: str | None = None  # the sweep's item for this entry (`a:<entry origin>`), if in a sweep
+    final_url: str | None = None
+    error: str | None = None  # why there is no page (the feed's own content is used)
+    page_key: str | None = None  # the HTML in the page store (ingest/fetch/pages.py)
+    html: str | None = None  # the HTML itself: messages queued by earlier versions carry it
+    sweep_id: str | None = None  # the page's own sweep and poll time (else the message's)
+    first_seen: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        data = {
+            "entry": self.entry.to_dict(), "item": self.item, "final_url": self.final_url,
+            "error": self.error, "page_key": self.page_key,
+        }  # fmt: skip
+        optional = {"html": self.html, "sweep_id": self.sweep_id, "first_seen": self.first_seen}
+        return data | {k: v for k, v in optional.items() if v is not None}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PageItem:
+        return cls(
+            FeedEntry.from_dict(data["entry"]), data.get("item"), data.get("final_url"), data.get("error"),
+            data.get("page_key"), data.get("html"), data.get("sweep_id"), data.get("first_seen"),
+        )  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
 class Article:
     """What extraction found on one article page (or in the feed's own content)."""
 

@@ -13,13 +13,15 @@ import re
 from dataclasses import replace
 from datetime import datetime
 
+import redis
+
 from ingest.dedup.decide import PublishOutcome, Submission
 from ingest.dedup.identity import article_id, canonical_url, content_hash, same_site
 from ingest.extract.article import ExtractionError, choose_article, extract_article
 from ingest.extract.profile import apply_rules
 from ingest.fetch.http import Fetcher, FetchError
 from ingest.fetch.politeness import PoliteFetcher
-from ingest.models import Article, Document, ExtractRules, FeedEntry, PageFetch, iso_utc
+from ingest.models import Article, Document, ExtractRules, FeedEntry, FetchProfile, PageFetch, iso_utc
 from ingest.streams.publish import RedisStreamSink
 from ingest.tag.topics import TopicSet, tag_article
 
@@ -28,25 +30,40 @@ log = logging.getLogger("newswire.pipeline")
 PAGE_TYPES = ("text/html", "application/xhtml+xml", "text/plain")
 PAGE_ACCEPT = "text/html,application/xhtml+xml;q=0.9,*/*;q=0.5"
 TAG_RE = re.compile(r"<[^>]+>")
+KNOWN_PAGE = "already published"  # the error of a page not fetched: its URL was published already
+# what a worker retries (Redis or the network of the machine itself), never an item's own fault
+INFRASTRUCTURE_ERRORS: tuple[type[Exception], ...] = (
+    redis.ConnectionError, redis.TimeoutError, ConnectionError,
+)  # fmt: skip
 
 
-def fetch_page(entry: FeedEntry, fetcher: Fetcher | PoliteFetcher) -> PageFetch:
+def fetch_new_page(entry: FeedEntry, fetcher: Fetcher | PoliteFetcher, sink: RedisStreamSink) -> PageFetch:
+    """The entry's page, unless its URL was published already (`KNOWN_PAGE`: not fetched)."""
+    if is_known_link(entry, sink):
+        return PageFetch(None, entry.link, KNOWN_PAGE)
+    return fetch_page(entry, fetcher)
+
+
+def fetch_page(
+    entry: FeedEntry, fetcher: Fetcher | PoliteFetcher, profile: FetchProfile | None = None
+) -> PageFetch:
     """The article page of an entry; never raises for the page's own faults.
 
     Behind a `PoliteFetcher`, a page robots.txt forbids comes back as an error (the
     feed's own content is used) and `HostBusy` propagates: the caller defers the page."""
     if not entry.link:
         return PageFetch(None, None, "entry has no link")
-    page = fetch_url(entry.link, fetcher)
+    page = fetch_url(entry.link, fetcher, profile)
     if page.html is None:
         log.info("page fetch failed: %s", page.error, extra={"feed_url": entry.feed_url, "stage": "fetch"})
     return page
 
 
-def fetch_url(url: str, fetcher: Fetcher | PoliteFetcher) -> PageFetch:
-    """One page by URL: its HTML, or why there is none (`HostBusy` propagates)."""
+def fetch_url(url: str, fetcher: Fetcher | PoliteFetcher, profile: FetchProfile | None = None) -> PageFetch:
+    """One page by URL (with a source's fetch profile): its HTML, or why there is none
+    (`HostBusy` propagates)."""
     try:
-        result = fetcher.get(url, accept=PAGE_ACCEPT, allowed_types=PAGE_TYPES)
+        result = fetcher.get(url, accept=PAGE_ACCEPT, allowed_types=PAGE_TYPES, profile=profile)
     except FetchError as exc:
         return PageFetch(None, None, str(exc))
     if result.status != 200:

@@ -15,6 +15,7 @@ from ingest import keys
 from ingest.ops.progress import RedisSweepTracker
 from newswire.service import Supervisor, ensure_redis, worker_children
 from newswire.sweep import wait_until_done
+from workers import names
 from workers.app import create_app, queue_name
 
 
@@ -37,7 +38,7 @@ def enqueue_and_wait(settings: Settings, since_s: int, timeout: float, failed: A
     tracker.expect(["r:retag"])
     since_ms = int((time.time() - since_s) * 1000)
     create_app(settings).send_task(
-        "ingest.retag_articles", args=[since_ms], kwargs={"sweep_id": tracker.sweep_id, "item": "r:retag"},
+        names.RETAG_ARTICLES, args=[since_ms], kwargs={"sweep_id": tracker.sweep_id, "item": "r:retag"},
         queue=queue_name(settings.prefix, "extract"),
     )  # fmt: skip
     complete = wait_until_done(tracker, 1, time.monotonic() + timeout, failed)

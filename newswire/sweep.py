@@ -23,6 +23,7 @@ from ingest.feeds.registry import RedisFeedRegistry
 from ingest.feeds.schedule import RedisSchedule
 from ingest.ops.progress import RedisSweepTracker, summarize_outcomes
 from newswire.service import Supervisor, ensure_redis, worker_children
+from workers import names
 from workers.app import create_app, queue_name
 
 log = logging.getLogger("newswire.sweep")
@@ -74,7 +75,7 @@ def enqueue_feeds(settings: Settings, tracker: RedisSweepTracker, urls: list[str
     with app.producer_or_acquire() as producer:
         for url, item in zip(urls, items, strict=True):
             app.send_task(
-                "ingest.poll_feed", args=[url], kwargs={"sweep_id": tracker.sweep_id, "item": item},
+                names.POLL_FEED, args=[url], kwargs={"sweep_id": tracker.sweep_id, "item": item},
                 queue=queue_name(settings.prefix, "feeds"), producer=producer,
             )  # fmt: skip
 

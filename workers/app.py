@@ -9,20 +9,11 @@ from kombu import Exchange, Queue
 from config.logs import configure_logging
 from config.settings import Settings, load_settings
 from ingest.extract.article import warm_up
+from workers import names
+from workers.names import STAGE_OF_TASK, STAGES
 
-STAGES = ("feeds", "articles", "extract")  # feed polling (I/O), article pages (I/O), extraction (CPU)
+__all__ = ["STAGES", "create_app", "queue_name"]
 EXTRACT_BATCH = 8  # pages per extraction task at most (workers/tasks.py sends them)
-STAGE_OF_TASK = {
-    "ingest.tick": "feeds",
-    "ingest.poll_feed": "feeds",
-    "ingest.fetch_articles": "articles",
-    "ingest.extract_articles": "extract",
-    "ingest.fetch_article": "articles",  # one article per task: messages queued by earlier versions
-    "ingest.extract_article": "extract",
-    "ingest.retag_articles": "extract",
-    "ingest.websub_request": "feeds",  # workers/websub.py: subscribe, renew, unsubscribe
-    "ingest.websub_push": "feeds",  # a pushed feed document: parsed, its new entries handed on
-}
 
 
 def queue_name(prefix: str, stage: str) -> str:
@@ -31,7 +22,7 @@ def queue_name(prefix: str, stage: str) -> str:
 
 
 def create_app(settings: Settings) -> Celery:
-    include = ["workers.tasks", "workers.websub", "workers.signals", "workers.liveness"]
+    include = ["workers.tasks", "workers.websub", "workers.signals", "workers.liveness", "workers.dispatch"]
     app = Celery("newswire", broker=settings.effective_broker_url, include=include)
     app.conf.update(celery_config(settings))
     app.conf.newswire_settings = settings
@@ -41,7 +32,7 @@ def create_app(settings: Settings) -> Celery:
 def celery_config(settings: Settings) -> dict[str, object]:
     """No-loss settings: late acks, redelivery on a lost worker, one message prefetched."""
     visibility = settings.visibility_timeout  # the backstop: any unacked task comes back after this
-    names = [queue_name(settings.prefix, stage) for stage in STAGES]
+    queues = [queue_name(settings.prefix, stage) for stage in STAGES]
     batch_limit = settings.extract_time_limit * EXTRACT_BATCH + 30
     return {
         "task_ignore_result": True,
@@ -78,13 +69,13 @@ def celery_config(settings: Settings) -> dict[str, object]:
             "interval_max": 2,
         },
         # each stage's queue has its own exchange and key: nothing published for one stage reaches another
-        "task_queues": [Queue(q, Exchange(q), routing_key=q) for q in names],
+        "task_queues": [Queue(q, Exchange(q), routing_key=q) for q in queues],
         "task_default_queue": queue_name(settings.prefix, "feeds"),
         "task_routes": {task: {"queue": queue_name(settings.prefix, s)} for task, s in STAGE_OF_TASK.items()},
         # each page has its own limit (workers/timelimit.py); the task's covers a whole batch
         "task_annotations": {
             name: {"soft_time_limit": batch_limit, "time_limit": batch_limit + 30}
-            for name in ("ingest.extract_articles", "ingest.extract_article")
+            for name in (names.EXTRACT_ARTICLES, names.EXTRACT_ARTICLE)
         },
         "task_compression": None,
         # task events cost ~1.7 ms of CPU per article (docs/performance.md): on from the first task
@@ -97,7 +88,7 @@ def celery_config(settings: Settings) -> dict[str, object]:
         "worker_max_memory_per_child": 600_000,  # KiB
         "worker_hijack_root_logger": False,
         "beat_schedule": {
-            "tick": {"task": "ingest.tick", "schedule": settings.tick_seconds, "options": {"expires": 60}},
+            "tick": {"task": names.TICK, "schedule": settings.tick_seconds, "options": {"expires": 60}},
         },
         "timezone": "UTC",
     }

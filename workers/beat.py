@@ -19,6 +19,7 @@ from ingest import keys
 from ingest.feeds.feedsfile import FeedsFileError, load_feeds_file
 from ingest.feeds.poll import register_feeds
 from ingest.streams.retention import maintain_streams, retention_policy
+from workers import names
 from workers.context import WorkerContext
 
 log = logging.getLogger("newswire.beat")
@@ -49,7 +50,7 @@ def hand_out_websub(ctx: WorkerContext, now: float) -> int:
         return 0
     urls = ctx.websub.due_feeds(now)
     for url in urls:
-        current_app.send_task("ingest.websub_request", args=[url])
+        current_app.send_task(names.WEBSUB_REQUEST, args=[url])
     return len(urls)
 
 

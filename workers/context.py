@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cached_property
 
 import redis
+from celery import current_app
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
@@ -16,6 +18,7 @@ from ingest.feeds.poll import PollOptions
 from ingest.feeds.registry import RedisFeedRegistry
 from ingest.feeds.schedule import RedisSchedule
 from ingest.feeds.websub import RedisWebSub
+from ingest.fetch.hostqueue import RedisHostQueue
 from ingest.fetch.http import Fetcher, FetchOptions
 from ingest.fetch.politeness import HostPolicy, PoliteFetcher, RedisHostLimiter
 from ingest.fetch.robots import RedisRobotsCache, RobotsRules
@@ -27,6 +30,9 @@ from ingest.tag.topics import TopicSet, TopicsFile
 # Every command waits out a Redis restart (reconnecting, and through the AOF load's BusyLoadingError):
 # 0.1 s doubling to 2 s, 30 times, about 50 s in all. A task then carries on instead of failing.
 REDIS_RETRY = Retry(ExponentialBackoff(cap=2.0, base=0.1), 30)
+# pages fetched ahead of extraction, per extraction process: a few batches each, enough that
+# extraction never waits for the network, few enough that a sweep's web does not pile up in Redis
+PAGES_WAITING_PER_PROCESS = 128
 
 
 @dataclass
@@ -90,14 +96,28 @@ class WorkerContext:
         return fetcher
 
     @cached_property
-    def limiter(self) -> RedisHostLimiter:
-        """Per-host concurrency and spacing, shared with every other worker through Redis."""
-        policy = HostPolicy(
+    def host_policy(self) -> HostPolicy:
+        return HostPolicy(
             max_concurrent=self.settings.host_concurrency,
             min_spacing_s=self.settings.host_spacing,
             lease_s=self.settings.fetch_timeout + 30,
         )
-        return RedisHostLimiter(self.redis, self.settings.prefix, policy)
+
+    @cached_property
+    def limiter(self) -> RedisHostLimiter:
+        """Per-host concurrency and spacing, shared with every other worker through Redis."""
+        return RedisHostLimiter(self.redis, self.settings.prefix, self.host_policy)
+
+    @cached_property
+    def host_queue(self) -> RedisHostQueue:
+        """Requests waiting for their host (the same limits as `limiter`)."""
+        leased, waiting = self.settings.fetch_in_flight, PAGES_WAITING_PER_PROCESS * self.settings.concurrency
+        return RedisHostQueue(self.redis, self.settings.prefix, self.host_policy, leased, waiting)
+
+    @cached_property
+    def fetch_pool(self) -> ThreadPoolExecutor:
+        """Threads for the claimed pages of this process's fetch tasks (started as needed)."""
+        return ThreadPoolExecutor(self.settings.fetch_in_flight, thread_name_prefix="fetch")
 
     @cached_property
     def robots(self) -> RobotsRules:
@@ -133,3 +153,14 @@ def dedup_options(settings: Settings) -> DedupOptions:
     return DedupOptions(
         window_s=settings.dedup_window_days * 86400, story_window_s=settings.story_window_hours * 3600
     )
+
+
+def worker_context() -> WorkerContext:
+    """This process's clients, built on first use from the current app's settings."""
+    conf = current_app.conf
+    ctx = conf.get("newswire_context")
+    if ctx is None:
+        ctx = WorkerContext(conf.newswire_settings)
+        conf.newswire_context = ctx
+    assert isinstance(ctx, WorkerContext)  # noqa: S101 - only this function sets it
+    return ctx

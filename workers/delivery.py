@@ -12,14 +12,18 @@ it: the counter only grows while workers die mid-task. The delivery after
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import redis
 
 from ingest import keys
+from workers.messages import Call, Message
 
 log = logging.getLogger("newswire.delivery")
 MIN_TTL_S = 86400
+SPLIT_MARK = 1_000_000  # a batch's count once it was split: later copies of it send nothing again
 
 
 class DeliveryLimitError(Exception):
@@ -56,9 +60,45 @@ class RedisDeliveryCounter:
         pipe.expire(self.key(task_id), self.ttl_s)
         return int(pipe.execute()[0])
 
+    def mark_split(self, task_id: str) -> None:
+        """The batch went on as batches of one: a copy of it delivered later (the broker hands a
+        long-held message out again after its visibility timeout) must not send them again."""
+        self.client.set(self.key(task_id), SPLIT_MARK, ex=self.ttl_s)
+
     def finish(self, task_id: str) -> None:
         """The delivery ended without its worker dying. A failure here only leaves a count to expire."""
         try:
             self.client.delete(self.key(task_id))
         except redis.RedisError as exc:
             log.warning("delivery count of task %s not cleared: %s", task_id, exc)
+
+
+# --- splitting a batch that keeps killing its worker, and dead-lettering what failed ----------
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    key: str  # one dead-letter entry per key: a task that fails twice is given up on once
+    call: Call  # enough to replay it (args, kwargs)
+    tracked: tuple[str, str] | None  # (sweep id, item) that a sweep waits for
+
+
+def split_batch(message: Message, send: Callable[[Call, str], None], task_id: str) -> bool:
+    """A batch whose worker keeps dying goes on as batches of one (`send(call, task_id)`), so only
+    the item that kills its worker ends in the dead-letter stream, after its own deliveries. The
+    ids derive from the batch's: a batch delivered twice at once splits into the same singles."""
+    parts = message.parts() if message.batch else []
+    if len(parts) < 2:
+        return False
+    for n, part in enumerate(parts):
+        send(part.call(), f"{task_id}.{n}")
+    return True
+
+
+def dead_letters(name: str, task_id: str, message: Message) -> list[DeadLetter]:
+    """What a failed task dead-letters: each item of a batch on its own (replayable as a batch of
+    one), else the message; each with the key that makes its entry once, and its sweep item."""
+    if not message.batch:
+        return [DeadLetter(f"{name}:{task_id}", message.call(), message.tracked)]
+    return [DeadLetter(f"{name}:{task_id}:{n}", part.call(), part.tracked)
+            for n, part in enumerate(message.parts())]  # fmt: skip

@@ -34,11 +34,12 @@ from celery.signals import task_postrun, task_prerun, worker_init, worker_shutdo
 
 from ingest import keys, lua
 from ingest.feeds.schedule import LEASE_S, RedisSchedule
+from workers import names
 
 log = logging.getLogger("newswire.liveness")
 DEFAULT_TTL_S = 10.0
 BEATS_PER_TTL = 5
-POLL_TASK = "ingest.poll_feed"
+POLL_TASK = names.POLL_FEED
 NODE = {"name": socket.gethostname()}  # the Celery node name once the worker starts
 PROCESS: dict[str, str] = {}  # pid -> this process's holder id (a forked pool process has the parent's)
 CHANNELS = itertools.count(1)
@@ -277,6 +278,6 @@ def poll_url(task: Any, args: Any, kwargs: Any) -> str | None:
 
 
 def schedule_of(task: Any) -> RedisSchedule:
-    from workers.tasks import CTX  # noqa: PLC0415 - the tasks' own context, built on first use
+    from workers.context import worker_context  # noqa: PLC0415 - the tasks' own context, built on first use
 
-    return CTX.schedule  # type: ignore[no-any-return]
+    return worker_context().schedule

@@ -20,13 +20,13 @@ from celery.signals import task_failure, task_postrun, task_prerun, task_retry
 
 from ingest.models import Document
 from ingest.ops.metrics import Count, Observe, RedisMetrics, Update, labels_of
+from workers import names
 
 log = logging.getLogger("newswire.events")
-POLL, FETCH, EXTRACT = "ingest.poll_feed", "ingest.fetch_articles", "ingest.extract_articles"
-FETCHES = (FETCH, "ingest.fetch_article")  # the one-article names: tasks queued by earlier versions
-EXTRACTS = (EXTRACT, "ingest.extract_article")
+POLL, FETCH, EXTRACT = names.POLL_FEED, names.FETCH_ARTICLES, names.EXTRACT_ARTICLES
+FETCHES = (FETCH, names.FETCH_ARTICLE)  # the one-article names: tasks queued by earlier versions
+EXTRACTS = (EXTRACT, names.EXTRACT_ARTICLE)
 STAGE = {POLL: "poll", **dict.fromkeys(FETCHES, "fetch"), **dict.fromkeys(EXTRACTS, "publish")}
-KNOWN_PAGE = "already published"
 STARTED: dict[str, float] = {}  # task id -> monotonic start, per process (threads: distinct ids)
 
 
@@ -74,7 +74,9 @@ def task_updates(
         share = duration / max(1, len(articles))
         first_seen = kwargs.get("first_seen")
         updates = [
-            u for a in articles for u in article_updates(a, share, now, first_seen, a.get("page", page))
+            u
+            for a in articles
+            for u in article_updates(a, share, now, a.get("first_seen") or first_seen, a.get("page", page))
         ]
         dead = int(result.get("dead_lettered", 0))  # items of the batch given up on alone
         return updates + (failure_updates(name, dead) if dead else [])
@@ -188,14 +190,8 @@ def item_fields(name: str, args: Any) -> dict[str, str]:
     return {}
 
 
-def page_outcome(html: str | None, error: str | None) -> str:
-    if error == KNOWN_PAGE:
-        return "known"
-    return "ok" if html is not None else "error"
-
-
 def article_result(status: str, doc: Document) -> dict[str, Any]:
-    """What `ingest.extract_articles` returns per article: read by the handlers above, never stored."""
+    """What the extraction task returns per article: read by the handlers above, never stored."""
     return {
         "outcome": status,
         "url": doc.url,
@@ -209,10 +205,10 @@ def article_result(status: str, doc: Document) -> dict[str, Any]:
 
 
 def fetches_argsrepr(entries: list[dict[str, Any]]) -> str:
-    """How Flower shows `ingest.fetch_articles`: the article URLs, not the whole entries."""
+    """How Flower shows a page-fetch task: the article URLs, not the whole entries."""
     return repr(([e.get("link") for e in entries],))
 
 
 def extractions_argsrepr(pages: list[dict[str, Any]]) -> str:
-    """How Flower shows `ingest.extract_articles`: each URL and its error, if any (never HTML)."""
+    """How Flower shows an extraction task: each URL and its error, if any (never HTML)."""
     return repr(([(p["entry"].get("link"), p.get("error")) for p in pages],))

@@ -10,10 +10,16 @@ A key is the page's feed entry (`ingest.pipeline.entry_origin`), so a redelivere
 overwrites the same key. It is dropped once the article is published and expires after
 `ttl_s` otherwise (a task dead-lettered before it ran); a task that finds its page gone
 falls back to the feed's own content, as for a page that could not be fetched.
+
+`{prefix}:pages` indexes the stored pages by time, so the dispatcher can see how many wait for
+extraction and claim more pages only while few do (`hostq_claim.lua`): fetching runs just ahead of
+extraction instead of filling Redis with a sweep's whole web. A page stays in that index for
+`WAITING_WINDOW_S` at most (its extraction task may have been dead-lettered).
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import redis
@@ -21,6 +27,7 @@ import redis
 from ingest import keys
 
 PAGE_TTL_S = 86400  # longer than any queue of extraction tasks is expected to last
+WAITING_WINDOW_S = 300  # the index forgets a page after this: one whose task died keeps nothing waiting
 
 
 class RedisPageStore:
@@ -37,7 +44,11 @@ class RedisPageStore:
     def put(self, origin: str, html: str) -> str:
         """Store a page; returns its key, for the extraction task's message."""
         key = self.key(origin)
-        self.client.set(key, html.encode("utf-8", "surrogatepass"), ex=self.ttl_s)
+        pipe = self.client.pipeline(transaction=False)
+        pipe.set(key, html.encode("utf-8", "surrogatepass"), ex=self.ttl_s)
+        pipe.zadd(keys.pages_waiting(self.prefix), {key: time.time()})
+        pipe.zremrangebyscore(keys.pages_waiting(self.prefix), "-inf", time.time() - WAITING_WINDOW_S)
+        pipe.execute()
         return key
 
     def get(self, key: str) -> str | None:
@@ -53,6 +64,11 @@ class RedisPageStore:
     def decode(raw: bytes | None) -> str | None:
         return None if raw is None else bytes(raw).decode("utf-8", "surrogatepass")
 
-    def drop(self, *keys: str) -> None:
-        if keys:
-            self.client.delete(*keys)
+    def drop(self, *names: str) -> None:
+        if names:
+            pipe = self.client.pipeline(transaction=False)
+            pipe.delete(*names)
+            pipe.zrem(keys.pages_waiting(self.prefix), *names)
+            pipe.lpush(keys.hostq_wake(self.prefix), "1")  # room for more pages: wake a dispatcher
+            pipe.ltrim(keys.hostq_wake(self.prefix), 0, 0)
+            pipe.execute()

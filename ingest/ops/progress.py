@@ -43,10 +43,10 @@ class RedisSweepTracker:
         """`done` for a batch of items, in one round trip."""
         if not outcomes:
             return
-        pipe = self.client.pipeline(transaction=False)
+        pipe = lua.ScriptPipeline(self.client)  # loads the script again if a restarted Redis lost it
         names = [self.pending_key, self.outcomes_key]
         for item, outcome in outcomes:
-            self._done(keys=names, args=[item, outcome, SWEEP_TTL_S], client=pipe)
+            pipe.add(self._done, names, [item, outcome, SWEEP_TTL_S])
         pipe.execute()
 
     def pending(self) -> int:

@@ -103,6 +103,8 @@ def write_feeds(path: Path, site: SiteServer, *feeds: str) -> None:
 
 @pytest.fixture
 def env(cli_env: dict[str, str]) -> dict[str, str]:
+    # no spacing: these tests tick polls of many feeds of one host and wait for each; a second between
+    # requests would only slow them (politeness at its defaults: test_sweep.py, tests/unit/test_hostqueue.py)
     return {**cli_env, "NEWSWIRE_HOST_SPACING": "0", "NEWSWIRE_USER_AGENT": AGENT}
 
 
@@ -211,6 +213,7 @@ def test_two_workers_never_exceed_the_host_concurrency(
 ) -> None:
     site = counting_site
     feeds = Path(cli_env["NEWSWIRE_FEEDS"])
+    # no spacing, so both slots of the one host are wanted at once: the test is about the concurrency cap
     env = {**cli_env, "NEWSWIRE_HOST_CONCURRENCY": "2", "NEWSWIRE_HOST_SPACING": "0"}
     write_feeds(feeds, site, *(f"/news/rss.xml?copy={n}" for n in range(4)), "/wire/atom.xml")
     for path in SLOW_PATHS:

@@ -149,6 +149,7 @@ def feed_entry(name: str, site: SiteServer) -> str:
 
 
 def node_env(name: str, redis_url: str, prefix: str, feeds: Path, tmp_path: Path) -> dict[str, str]:
+    """0.1 s spacing (a changed default): requests to one host must overlap to test the in-flight cap."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSWIRE_")}
     env.update(
         NEWSWIRE_REDIS_URL=redis_url, NEWSWIRE_FEEDS=str(feeds), NEWSWIRE_STREAM_PREFIX=prefix,

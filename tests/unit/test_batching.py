@@ -1,20 +1,24 @@
-"""Pages go to extraction in batches only while they come fast (workers/batching.py)."""
+"""Pages go to extraction in batches only while they come fast (ingest/batch.py)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import redis
 
+from ingest.batch import PageBatch
 from ingest.fetch.pages import RedisPageStore
-from ingest.models import FeedEntry, PageFetch
-from workers.batching import PageBatch
+from ingest.models import FeedEntry, PageFetch, PageItem
 
 
-def entry(n: int) -> dict[str, Any]:
-    return FeedEntry(
-        feed_url="https://desk.test/rss", key=f"k{n}", link=f"https://desk.test/{n}", title="T"
-    ).to_dict()
+def entry(n: int) -> FeedEntry:
+    return FeedEntry(feed_url="https://desk.test/rss", key=f"k{n}", link=f"https://desk.test/{n}", title="T")
+
+
+def as_sent(sent: list[list[dict[str, Any]]]) -> Callable[[list[PageItem]], None]:
+    """The batches as their messages carry them."""
+    return lambda pages: sent.append([p.to_dict() for p in pages])
 
 
 def test_fast_pages_go_in_full_batches_and_the_rest_at_the_end(
@@ -22,7 +26,7 @@ def test_fast_pages_go_in_full_batches_and_the_rest_at_the_end(
 ) -> None:
     sent: list[list[dict[str, Any]]] = []
     store = RedisPageStore(redis_client, prefix)
-    batch = PageBatch(store, sent.append, size=3)
+    batch = PageBatch(store, as_sent(sent), size=3)
     for n in range(7):
         batch.add(entry(n), f"a:{n}", PageFetch(f"<p>page {n}</p>", f"https://desk.test/{n}"))
     batch.flush()
@@ -34,7 +38,7 @@ def test_fast_pages_go_in_full_batches_and_the_rest_at_the_end(
 
 def test_a_slow_page_goes_at_once_with_those_before_it(redis_client: redis.Redis, prefix: str) -> None:
     sent: list[list[dict[str, Any]]] = []
-    batch = PageBatch(RedisPageStore(redis_client, prefix), sent.append, size=8)
+    batch = PageBatch(RedisPageStore(redis_client, prefix), as_sent(sent), size=8)
     batch.add(entry(0), "a:0", PageFetch("<p>0</p>", "https://desk.test/0"))
     batch.add(entry(1), "a:1", PageFetch("<p>1</p>", "https://desk.test/1"), urgent=True)
     batch.add(entry(2), "a:2", PageFetch(None, None, "http_404: https://desk.test/2"), urgent=True)

@@ -14,6 +14,16 @@ from ingest.fetch.http import Fetcher, FetchError, FetchOptions, parse_allowed_n
 from ingest.fetch.politeness import HostBusy, HostPolicy, PoliteFetcher, RedisHostLimiter, host_of
 from ingest.fetch.robots import RedisRobotsCache, RobotsRules
 from newswire.demo.server import Reply, SiteServer
+from tests.conftest import FIXTURE_SITE
+
+
+@pytest.fixture
+def site() -> Iterator[SiteServer]:
+    """The fixture site on one host (the suite's `site` spreads its outlets over four): these tests
+    count one host's robots.txt fetches and slots."""
+    with SiteServer(FIXTURE_SITE) as server:
+        yield server
+
 
 ROOT = Path(__file__).resolve().parents[2]
 LOOPBACK = FetchOptions(allowed_networks=parse_allowed_networks("127.0.0.0/8"))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 import redis
 
@@ -17,6 +19,16 @@ from ingest.fetch.robots import (
     rules_from_response,
 )
 from newswire.demo.server import SiteServer
+from tests.conftest import FIXTURE_SITE
+
+
+@pytest.fixture
+def site() -> Iterator[SiteServer]:
+    """The fixture site on one host (the suite's `site` spreads its outlets over four): these tests
+    count one host's robots.txt fetches and slots."""
+    with SiteServer(FIXTURE_SITE) as server:
+        yield server
+
 
 AGENT = "newswire/0.1 (+https://example.test/contact)"
 ROBOTS = """# our robots
