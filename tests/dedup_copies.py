@@ -5,7 +5,7 @@ reprint (dateline and sign-off), a bottom trim, a grown version, a copy-edit of 
 the words (substitutions, insertions and deletions spread over the body), a rewritten lead, and
 pairs of them. New words come from a vocabulary of our own, never from another story, so a copy
 shares text with its own original only. `site_page` wraps a body in a site's boilerplate and
-byline, as extraction leaks them. Used by tests/unit/test_dedup.py, tests/unit/test_publish.py
+byline, as extraction leaks them. Used by tests/unit/dedup/test_dedup.py, tests/unit/streams/test_publish.py
 and bench/dedup.py.
 """
 

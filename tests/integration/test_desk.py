@@ -17,7 +17,7 @@ from ingest.streams.publish import RedisStreamSink
 from newswire.demo.server import SiteServer
 from tests.conftest import ROOT, run_cli
 from tests.integration.gateway import http_process
-from tests.unit.test_publish import make_doc
+from tests.unit.streams.test_publish import make_doc
 
 pytestmark = pytest.mark.slow
 CHROMIUM = "/usr/bin/chromium"

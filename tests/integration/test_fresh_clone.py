@@ -258,7 +258,7 @@ def test_make_test_sets_up_a_fresh_clone(tmp_path: Path) -> None:
     """`make test`'s own set-up (venv, pinned install) and its pytest call, on a small part of the suite:
     the whole suite is what runs this test."""
     fresh = fresh_clone(tmp_path)
-    env = user_env(PYTEST_ADDOPTS="tests/unit/test_settings.py tests/unit/test_keys.py -q")
+    env = user_env(PYTEST_ADDOPTS="tests/unit/config/test_settings.py tests/unit/test_keys.py -q")
     made = run(["make", "test"], fresh, env, timeout=SETUP_S)
     assert made.returncode == 0, made.stdout[-3000:] + made.stderr[-3000:]
     assert " passed" in made.stdout

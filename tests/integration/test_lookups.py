@@ -13,7 +13,7 @@ import redis
 from ingest.streams.publish import RedisStreamSink
 from newswire.http.openapi import PATHS
 from tests.integration.gateway import http_process
-from tests.unit.test_publish import NOW, body, make_doc
+from tests.unit.streams.test_publish import NOW, body, make_doc
 
 TOKEN = "gateway-token-7f3a"  # noqa: S105 - the test's own token
 

@@ -24,7 +24,7 @@ from ingest.feeds.registry import RedisFeedRegistry
 from ingest.feeds.schedule import MAX_BACKOFF_S, RedisSchedule
 from newswire.demo.server import SiteServer
 from tests.conftest import FIXTURE_SITE, NEWSWIRE, ROOT, run_cli
-from tests.unit.test_politeness import CountingSite
+from tests.unit.fetch.test_politeness import CountingSite
 from workers.app import create_app, queue_name
 from workers.beat import run_tick
 from workers.context import WorkerContext
@@ -104,7 +104,8 @@ def write_feeds(path: Path, site: SiteServer, *feeds: str) -> None:
 @pytest.fixture
 def env(cli_env: dict[str, str]) -> dict[str, str]:
     # no spacing: these tests tick polls of many feeds of one host and wait for each; a second between
-    # requests would only slow them (politeness at its defaults: test_sweep.py, tests/unit/test_hostqueue.py)
+    # requests would only slow them (politeness at its defaults: test_sweep.py,
+    # tests/unit/fetch/test_hostqueue.py)
     return {**cli_env, "NEWSWIRE_HOST_SPACING": "0", "NEWSWIRE_USER_AGENT": AGENT}
 
 

@@ -123,7 +123,7 @@ def test_article_ref_is_eight_stable_bytes() -> None:
 # through the real publish path (ingest.pipeline.publish_documents) by one of two threads whose
 # publications race pairwise (a barrier before each step), in every order of the versions.
 
-HELDOUT = Path(__file__).resolve().parents[1] / "data" / "stories_independent_heldout.jsonl"
+HELDOUT = Path(__file__).resolve().parents[2] / "data" / "stories_independent_heldout.jsonl"
 DEV = HELDOUT.with_name("stories_independent_dev.jsonl")
 TOPIC = "ukraine-ceasefire-talks"
 

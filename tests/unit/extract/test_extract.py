@@ -25,7 +25,7 @@ from ingest.extract.cleanup import clean_text, is_boilerplate, is_byline
 from ingest.extract.pagemeta import split_authors, strip_site_suffix, to_utc_iso
 from ingest.models import Article, FeedEntry
 
-GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "extract"
+GOLDEN = Path(__file__).resolve().parents[2] / "golden" / "extract"
 PAGES = sorted(path.stem for path in GOLDEN.glob("*.html"))
 BODY = " ".join(
     [

@@ -25,7 +25,7 @@ def site() -> Iterator[SiteServer]:
         yield server
 
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 LOOPBACK = FetchOptions(allowed_networks=parse_allowed_networks("127.0.0.0/8"))
 
 

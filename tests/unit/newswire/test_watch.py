@@ -8,7 +8,7 @@ from config.settings import load_settings
 from newswire.health import FeedOverview
 from newswire.watch import Totals, banner_lines, summary_line, totals_of
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_totals_count_polls_by_outcome_and_articles() -> None:

@@ -12,7 +12,7 @@ import pytest
 from ingest.models import TopicMatch
 from ingest.tag.topics import TopicError, TopicsFile, explain_article, load_topics, tag_article
 
-DEFAULTS = Path(__file__).resolve().parents[2] / "config" / "topics.toml"
+DEFAULTS = Path(__file__).resolve().parents[3] / "config" / "topics.toml"
 
 
 def write(tmp_path: Path, body: str, name: str = "topics.toml") -> Path:

@@ -70,7 +70,7 @@ def test_settings_survive_the_trip_to_a_child_process() -> None:
 
 
 def test_the_readme_lists_every_setting_as_the_table_says() -> None:
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text()
     assert markdown_table() in readme
 
 

@@ -14,7 +14,7 @@ from ingest.tag.labels import LabelsError, read_labels, score_labels
 from ingest.tag.topics import load_topics
 from newswire.cli import main
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "topics"
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "topics"
 LABELS, TOPICS = FIXTURES / "labels.jsonl", FIXTURES / "topics.toml"
 
 

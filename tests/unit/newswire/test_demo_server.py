@@ -25,7 +25,7 @@ import pytest
 from newswire.demo import SITE_ROOT
 from newswire.demo.server import Headers, SiteServer, etag_for, resolve_path
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 TEST_SITE = REPO / "tests" / "fixtures" / "site"
 SITES = {"demo": SITE_ROOT, "test": TEST_SITE}
 FEED_ITEM_COUNTS = {

@@ -22,7 +22,7 @@ import pytest
 from ingest.tag.labels import LabelledItem, TopicScore, count, read_labels, rule_tagger
 from ingest.tag.topics import TopicSet, load_topics, tag_article
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 DATA = ROOT / "tests" / "data"
 SETS = {
     "own": DATA / "topics_labelled.jsonl",

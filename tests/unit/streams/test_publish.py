@@ -23,7 +23,7 @@ from ingest.pipeline import is_known_link, publish_document, publish_documents
 from ingest.streams.publish import RedisStreamSink
 from workers.context import dedup_options
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 TALKS = "ukraine-ceasefire-talks"
 NOW = 1_800_000_000.0
 WORDS_TEXT = (
@@ -209,7 +209,8 @@ def test_two_workers_racing_on_two_copies_publish_once(
 ) -> None:
     url, rounds = redis_server.url, 10  # type: ignore[attr-defined]
     code = (
-        "import sys; from tests.unit.test_publish import race; race(*sys.argv[1:3], *map(int, sys.argv[3:]))"
+        "import sys; from tests.unit.streams.test_publish import race; "
+        "race(*sys.argv[1:3], *map(int, sys.argv[3:]))"
     )
     argv = [sys.executable, "-c", code, url, prefix]
     procs = [subprocess.Popen([*argv, str(k), str(rounds)], cwd=ROOT, stdout=subprocess.PIPE) for k in (0, 1)]

@@ -24,7 +24,7 @@ from ingest.streams.webhook import (
 )
 from newswire.http.webhooks import secrets_of, webhooks_children
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_the_signature_is_an_hmac_of_time_dot_body() -> None:

@@ -26,7 +26,7 @@ from ingest.ops.metrics import (
 from newswire.metrics import NewswireCollector
 from workers import signals
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 GAUGES = {
     "newswire_redis_up", "newswire_broker_up", "newswire_queue_depth", "newswire_queue_workers",
     "newswire_feeds", "newswire_feeds_overdue", "newswire_schedule_lateness_seconds",

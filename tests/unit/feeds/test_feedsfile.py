@@ -15,7 +15,7 @@ from ingest.feeds.feedsfile import (
 )
 from ingest.models import Feed
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_default_feeds_file_loads_every_entry() -> None:
