@@ -275,6 +275,11 @@ def broker_held(prefix: str, holder: str) -> str:
     return f"{prefix}:broker:held:{holder}"
 
 
+def broker_taking(prefix: str, holder: str) -> str:
+    """In the broker's Redis: a message one channel took off its queue and has not recorded yet."""
+    return f"{prefix}:broker:taking:{holder}"
+
+
 NOT_BUILDERS = frozenset({"stream_prefix", "families"})
 BUILDERS: tuple[Callable[..., str], ...] = tuple(
     value

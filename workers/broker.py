@@ -22,6 +22,17 @@ And kombu takes a message off its queue (BRPOP) and only then records it as unac
 retried): Redis dying in between lost the message (3 articles of 200 over 6 Redis restarts).
 Here that write waits for Redis to come back, like every other Redis call of the workers.
 
+**Taken, not yet recorded.** Worse, kombu 5.7 sends the next BRPOP as soon as it can and, when the
+worker's prefetch is full, leaves the reply - a message already popped from Redis - unread in the
+socket until a task finishes. A worker killed then took that message with it (one article in 200,
+in about half the crash scenarios of tests/faults). Here a channel that consumes one queue takes
+with BLMOVE into its own list `{prefix}:broker:taking:{holder}` instead (`Channel._brpop_start`);
+recording the message moves it from there into the unacked index, in one script, and a dead
+channel's taken messages go back to their queue with the ones it held (`Channel.reap_dead`). A
+channel consuming several queues (the I/O worker: feed polls and page fetches) keeps BRPOP, whose
+work has its own leases (a poll's in the schedule, a page's in its host queue). The transport has
+one priority level (`priority_steps = (0,)`): newswire sends no priorities, and BLMOVE reads one list.
+
 Importing this module makes every `redis://` and `rediss://` broker of the process use this
 transport (kombu picks transports by URL scheme from `TRANSPORT_ALIASES`), so URLs still read
 `redis://` for Flower and in logs; `workers/app.py` has every worker and beat import it.
@@ -31,6 +42,8 @@ from __future__ import annotations
 
 import logging
 from functools import cached_property
+from queue import Empty
+from time import monotonic
 from typing import Any
 
 import redis
@@ -61,16 +74,19 @@ class QoS(kombu_redis.QoS):  # type: ignore[misc]
         return not self.channel.closed and self.channel.connection is not None
 
     def append(self, message: Any, delivery_tag: Any) -> None:
-        """Record a message just taken off its queue as held, waiting out a Redis restart."""
+        """Record a message just taken off its queue as held (and no longer only taken), waiting
+        out a Redis restart."""
         delivery = message.delivery_info
         record = dumps([message._raw, delivery["exchange"], delivery["routing_key"]])
         liveness.register(self)
-        APPEND_RETRY.call_with_retry(lambda: self.hold(delivery_tag, record), note_retry)
+        taken = self.channel.taken
+        APPEND_RETRY.call_with_retry(lambda: self.hold(delivery_tag, record, taken), note_retry)
+        self.channel.taken = None
         virtual.QoS.append(self, message, delivery_tag)
 
-    def hold(self, tag: Any, record: str) -> None:
+    def hold(self, tag: Any, record: str, taken: bytes | None) -> None:
         with self.channel.conn_or_acquire() as client:
-            self.channel.index.hold(client, tag, record, self.holder)
+            self.channel.index.hold(client, tag, record, self.holder, taken)
 
     def ack(self, delivery_tag: Any) -> None:
         with self.channel.conn_or_acquire() as client:
@@ -91,6 +107,7 @@ class QoS(kombu_redis.QoS):  # type: ignore[misc]
             with self.channel.conn_or_acquire(client) as conn:
                 for tag in self._delivered:
                     self.channel.restore_message(tag, conn, holder=self.holder)
+                self.channel.untake_all(conn, self.holder)
         except redis.ConnectionError as exc:
             log.warning(
                 "broker connection lost: %d unacknowledged messages will be redelivered once this "
@@ -123,6 +140,99 @@ class PushRecorder:
 
 class Channel(kombu_redis.Channel):  # type: ignore[misc]
     QoS = QoS
+    priority_steps = (0,)  # one list per queue, for BLMOVE (a transport option may still say otherwise)
+    taken: bytes | None = None  # the message being delivered, until QoS.append records it
+    _taking: str | None = None  # the queue of the BLMOVE in flight
+    _check_taking = True  # before the next take: heartbeat on, anything taken and unread put back
+
+    @cached_property
+    def no_ack_queues(self) -> set[str]:
+        return set()
+
+    def basic_consume(self, queue: str, no_ack: bool, *args: Any, **kwargs: Any) -> Any:
+        (self.no_ack_queues.add if no_ack else self.no_ack_queues.discard)(queue)
+        return super().basic_consume(queue, no_ack, *args, **kwargs)
+
+    def taking_queue(self) -> str | None:
+        """The queue this channel takes from with BLMOVE: its only one, acknowledged, on one list;
+        None: several queues (or no acks, priorities, a global key prefix): kombu's BRPOP."""
+        queues = self.active_queues
+        if len(queues) != 1 or self.global_keyprefix or len(self.priority_steps) != 1:
+            return None
+        (queue,) = queues
+        return None if queue in self.no_ack_queues else str(queue)
+
+    def _brpop_start(self, timeout: Any = None) -> None:
+        queue = self.taking_queue()
+        if queue is None:
+            self._taking = None
+            return super()._brpop_start(timeout)
+        if self._check_taking:
+            self.prepare_taking()
+        self._taking = queue
+        self._in_poll = self.client.connection
+        self._brpop_sent_at = monotonic()
+        wait = self.brpop_timeout if timeout is None else timeout
+        taking = self.index.taking_key(self.qos.holder)
+        self.client.connection.send_command("BLMOVE", queue, taking, "RIGHT", "LEFT", wait or 0)
+        return None
+
+    def _brpop_read(self, **options: Any) -> Any:
+        queue, self._taking = self._taking, None
+        if queue is None:
+            return super()._brpop_read(**options)
+        try:
+            try:
+                item = self.client.parse_response(self.client.connection, "BLMOVE", **options)
+            except self.connection_errors:
+                self.client.connection.disconnect()
+                self._check_taking = True  # whatever the broken reply held is in the taking list
+                raise
+            if item is None:
+                raise Empty()
+            self.deliver_taken(queue, item)
+            return True
+        finally:
+            self._in_poll = None
+            self._flush_brpop_reauth()
+
+    def prepare_taking(self) -> None:
+        """Before the first take (and after a broken connection): this channel beats, so a reaper
+        finds what it takes should it die, and a message it took but never read goes back."""
+        liveness.register(self.qos)
+        with self.conn_or_acquire() as client:
+            self.index.beat(client, [self.qos.holder])
+            self.untake_all(client, self.qos.holder)
+        self._check_taking = False
+
+    def deliver_taken(self, queue: str, item: bytes) -> None:
+        """Hand a taken message to its consumer, whose QoS.append records it; one nobody recorded
+        (its consumer was cancelled meanwhile, or recording failed) goes back to its queue."""
+        consumer = queue in self.connection._callbacks
+        self.taken = item if consumer else None
+        try:
+            if consumer:
+                self.connection._deliver(loads(bytes_to_str(item)), queue)
+        finally:
+            unrecorded = not consumer or self.taken is not None
+            self.taken = None
+            if unrecorded:
+                with self.conn_or_acquire() as client:
+                    self.untake(client, self.qos.holder, item)
+
+    def plan_untake(self, taken: bytes) -> Restore:
+        """Where a taken message goes back: its queue by its exchange and routing key, as it was."""
+        payload = loads(bytes_to_str(taken))
+        info = payload.get("properties", {}).get("delivery_info", {})
+        queues = self._lookup(info.get("exchange"), info.get("routing_key"))
+        priority = self._get_message_priority(payload, reverse=False)
+        return Restore(bytes_to_str(taken), False, tuple(self._q_for_pri(q, priority) for q in queues))
+
+    def untake(self, client: Any, holder: str, taken: bytes) -> bool:
+        return self.index.untake(client, holder, taken, self.plan_untake(taken))
+
+    def untake_all(self, client: Any, holder: str) -> int:
+        return sum(self.untake(client, holder, taken) for taken in self.index.taken(client, holder))
 
     def _get_pool(self, asynchronous: bool = False) -> Any:
         transport = self.connection
@@ -156,6 +266,7 @@ class Channel(kombu_redis.Channel):  # type: ignore[misc]
         with self.conn_or_acquire() as client:
             for dead in self.index.dead(client):
                 mine = sum(self.restore_message(tag, client, holder=dead.holder) for tag in dead.tags)
+                mine += self.untake_all(client, dead.holder)
                 self.index.forget(client, dead.holder)
                 if mine:
                     log.warning(

@@ -14,6 +14,14 @@ and the visibility timeout stays as the backstop for anything this misses.
 
 Acks only drop the record while the acking channel still holds the message: a worker that was
 taken for dead and carries on must not drop the record of the copy another worker runs now.
+
+**Taking.** kombu pops a message with BRPOP and records it only once it reads the reply; while
+every pool process is busy it leaves that reply unread in the socket ("paused", kombu 5.7) for as
+long as a task runs. A worker killed then lost the message: nothing in Redis knew of it (1 article
+of 200 in about half of the crash scenarios, tests/faults). So a channel consuming one queue takes
+with BLMOVE into its own list `{prefix}:broker:taking:{holder}` (`workers/broker.py`), the hold
+script moves it from there into the index, and a dead holder's taken messages go back to their
+queue (`untake`) like the ones it held.
 """
 
 from __future__ import annotations
@@ -71,11 +79,29 @@ class UnackedIndex:
     def held_key(self, holder: str) -> str:
         return keys.broker_held(self.prefix, holder)
 
-    def hold(self, client: Any, tag: str, record: str, holder: str) -> None:
-        """Record a message just taken: kombu's unacked entry and its holder, in one script."""
+    def taking_key(self, holder: str) -> str:
+        return keys.broker_taking(self.prefix, holder)
+
+    def hold(self, client: Any, tag: str, record: str, holder: str, taken: bytes | None = None) -> None:
+        """Record a message just taken: kombu's unacked entry and its holder, in one script (and out
+        of the holder's taking list, when BLMOVE put it there: `taken` is the message as taken)."""
         names = [self.unacked_index, self.unacked, self.owners_key, self.held_key(holder), self.workers_key]
-        args = [tag, record, time.time(), holder, self.held_part, self.ttl_ms]
+        args: list[Any] = [tag, record, time.time(), holder, self.held_part, self.ttl_ms]
+        if taken is not None:
+            names.append(self.taking_key(holder))
+            args.append(taken)
         self.script(client, "hold")(keys=names, args=args, client=client)
+
+    def taken(self, client: Any, holder: str) -> list[bytes]:
+        """Messages a channel took off its queue and has not recorded (one at most, normally none)."""
+        return list(client.lrange(self.taking_key(holder), 0, -1))
+
+    def untake(self, client: Any, holder: str, taken: bytes, step: Restore) -> bool:
+        """Put back one message `holder` took and never recorded, once (see `Restore` for `step`)."""
+        if not step.queues:  # kombu could not route it: leave it where it is, for an operator
+            return False
+        names = [self.taking_key(holder), *step.queues]
+        return bool(self.script(client, "untake")(keys=names, args=[taken, step.payload], client=client))
 
     def release(self, client: Any, tag: str, holder: str) -> bool:
         """An ack: drop the record, unless another holder has the message now."""
@@ -120,7 +146,7 @@ class UnackedIndex:
         return list(parse_dead(iter(flat)))
 
     def forget(self, client: Any, holder: str) -> bool:
-        names = [self.workers_key, self.held_key(holder)]
+        names = [self.workers_key, self.held_key(holder), self.taking_key(holder)]
         return bool(self.script(client, "forget")(keys=names, args=[holder], client=client))
 
 

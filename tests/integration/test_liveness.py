@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 import redis
-from kombu import Connection, Exchange, Producer, Queue
+from kombu import Connection, Consumer, Exchange, Producer, Queue
 
 import workers.broker
 from config.settings import load_settings
@@ -88,6 +88,60 @@ def test_a_dead_channels_messages_go_back_once_however_many_reap(
     again = take(reapers[0], queue, 3)
     assert sorted(m.payload["n"] for m in again) == [1, 2, 3]  # the unacked two and the one never taken
     assert sum(bool(m.delivery_info.get("redelivered")) for m in again) == 2
+
+
+def test_a_message_taken_but_never_read_goes_back_when_its_channel_dies(
+    connect: Any, redis_client: redis.Redis, prefix: str
+) -> None:
+    """kombu leaves a popped message unread in the socket while the worker's prefetch is full; a
+    worker killed then lost it. BLMOVE keeps it in the channel's taking list for the reapers."""
+    queue = queue_for(prefix)
+    taker = connect()
+    publish(taker, queue, 2)
+    Consumer(taker, [queue], callbacks=[lambda body, message: None], no_ack=False).consume()
+    assert taker.taking_queue() == queue.name
+    taker.connection.cycle._register_BRPOP(taker)  # the take is sent; its reply is never read: it dies now
+    taking = keys.broker_taking(prefix, taker.qos.holder)
+    deadline = time.monotonic() + 5
+    while redis_client.llen(taking) == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert redis_client.llen(queue.name) == 1 and redis_client.llen(taking) == 1
+    taker.client.connection.disconnect()
+
+    time.sleep(TTL_S + 0.2)  # its heartbeat has expired
+    reapers = [connect() for _ in range(3)]
+    restored: list[int] = []
+    threads = [threading.Thread(target=lambda r=r: restored.append(r.reap_dead())) for r in reapers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sum(restored) == 1  # put back once, however many reap
+    assert not redis_client.exists(taking)
+    assert not redis_client.zscore(keys.broker_workers(prefix), taker.qos.holder)
+    again = take(reapers[0], queue, 2)
+    assert sorted(m.payload["n"] for m in again) == [0, 1]  # the one taken, next out again; and the other
+
+
+def test_a_consumer_takes_with_blmove_and_records_each_message_once(
+    redis_server: redisd.EmbeddedRedis, redis_client: redis.Redis, prefix: str
+) -> None:
+    queue = queue_for(prefix)
+    got: list[Any] = []
+    options = {"newswire_prefix": prefix, "newswire_worker_ttl": 30}
+    with Connection(redis_server.url, transport_options=options) as conn:
+        channel = conn.channel()
+        publish(channel, queue, 3)
+        with Consumer(channel, [queue], callbacks=[lambda body, message: got.append(message)]):
+            while len(got) < 3:
+                conn.drain_events(timeout=2)
+        taking = keys.broker_taking(prefix, channel.qos.holder)
+        assert [m.payload["n"] for m in got] == [0, 1, 2]
+        assert redis_client.hlen("unacked") == 3 and redis_client.llen(taking) == 0
+        assert redis_client.scard(keys.broker_held(prefix, channel.qos.holder)) == 3
+        for message in got:
+            message.ack()
+        assert redis_client.hlen("unacked") == 0 and redis_client.llen(queue.name) == 0
 
 
 def test_a_live_channel_keeps_its_messages(connect: Any, redis_client: redis.Redis, prefix: str) -> None:
