@@ -105,7 +105,8 @@ def test_a_message_taken_but_never_read_goes_back_when_its_channel_dies(
     deadline = time.monotonic() + 5
     while redis_client.llen(taking) == 0 and time.monotonic() < deadline:
         time.sleep(0.01)
-    assert redis_client.llen(queue.name) == 1 and redis_client.llen(taking) == 1
+    assert redis_client.llen(queue.name) == 1
+    assert redis_client.llen(taking) == 1
     taker.client.connection.disconnect()
 
     time.sleep(TTL_S + 0.2)  # its heartbeat has expired
@@ -137,11 +138,13 @@ def test_a_consumer_takes_with_blmove_and_records_each_message_once(
                 conn.drain_events(timeout=2)
         taking = keys.broker_taking(prefix, channel.qos.holder)
         assert [m.payload["n"] for m in got] == [0, 1, 2]
-        assert redis_client.hlen("unacked") == 3 and redis_client.llen(taking) == 0
+        assert redis_client.hlen("unacked") == 3
+        assert redis_client.llen(taking) == 0
         assert redis_client.scard(keys.broker_held(prefix, channel.qos.holder)) == 3
         for message in got:
             message.ack()
-        assert redis_client.hlen("unacked") == 0 and redis_client.llen(queue.name) == 0
+        assert redis_client.hlen("unacked") == 0
+        assert redis_client.llen(queue.name) == 0
 
 
 def test_a_live_channel_keeps_its_messages(connect: Any, redis_client: redis.Redis, prefix: str) -> None:
