@@ -58,6 +58,18 @@ def take(channel: Any, queue: Queue, n: int) -> list[Any]:
     return [queue(channel).get(no_ack=False) for _ in range(n)]
 
 
+def reap_at_once(connect: Any, n: int) -> tuple[list[Any], int]:
+    """`n` channels reap dead holders at the same time; how many messages they put back in all."""
+    reapers = [connect() for _ in range(n)]
+    restored: list[int] = []
+    threads = [threading.Thread(target=lambda r=r: restored.append(r.reap_dead())) for r in reapers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return reapers, sum(restored)
+
+
 def test_a_dead_channels_messages_go_back_once_however_many_reap(
     connect: Any, redis_client: redis.Redis, prefix: str
 ) -> None:
@@ -73,14 +85,8 @@ def test_a_dead_channels_messages_go_back_once_however_many_reap(
     assert len(owners) == 2  # the acked one is no longer held
 
     time.sleep(TTL_S + 0.2)  # no heartbeat: the channel's holder has expired
-    reapers = [connect() for _ in range(4)]
-    restored: list[int] = []
-    threads = [threading.Thread(target=lambda r=r: restored.append(r.reap_dead())) for r in reapers]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert sum(restored) == 2  # four reapers at once: each message restored by exactly one of them
+    reapers, restored = reap_at_once(connect, 4)
+    assert restored == 2  # four reapers at once: each message restored by exactly one of them
     assert redis_client.llen(queue.name) == 3
     assert redis_client.hlen("unacked") == redis_client.zcard("unacked_index") == 0
     assert not redis_client.exists(keys.broker_owners(prefix), keys.broker_held(prefix, holder.qos.holder))
@@ -110,14 +116,8 @@ def test_a_message_taken_but_never_read_goes_back_when_its_channel_dies(
     taker.client.connection.disconnect()
 
     time.sleep(TTL_S + 0.2)  # its heartbeat has expired
-    reapers = [connect() for _ in range(3)]
-    restored: list[int] = []
-    threads = [threading.Thread(target=lambda r=r: restored.append(r.reap_dead())) for r in reapers]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert sum(restored) == 1  # put back once, however many reap
+    reapers, restored = reap_at_once(connect, 3)
+    assert restored == 1  # put back once, however many reap
     assert not redis_client.exists(taking)
     assert not redis_client.zscore(keys.broker_workers(prefix), taker.qos.holder)
     again = take(reapers[0], queue, 2)
