@@ -17,6 +17,7 @@ import argparse
 import hashlib
 import logging
 import posixpath
+import signal
 import socket
 import threading
 import time
@@ -426,12 +427,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="0 = an ephemeral port")
     args = parser.parse_args(argv)
+    stopping = threading.Event()  # Ctrl-C or SIGTERM: set by the handler, not raised mid-statement
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stopping.set())
     with SiteServer(args.root, host=args.host, port=args.port) as server:
         print(server.base_url, flush=True)
-        try:
-            while True:
-                time.sleep(3600)
-        except KeyboardInterrupt:
+        while not stopping.wait(1.0):
             pass
     return 0
 

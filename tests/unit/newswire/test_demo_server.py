@@ -458,7 +458,12 @@ def test_cli_prints_base_url_and_serves_until_interrupted() -> None:
         assert re.fullmatch(r"http://127\.0\.0\.1:\d+", base_url)
         assert httpx.get(base_url + "/news/rss.xml", timeout=5).status_code == 200
         proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=10) == 0
+        try:
+            code = proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            pytest.fail(f"still running 10 s after SIGINT; stderr: {proc.communicate()[1]!r}")
+        assert code == 0
         assert proc.stderr is not None
         assert proc.stderr.read() == ""
     finally:
