@@ -120,6 +120,15 @@ class QoS(kombu_redis.QoS):  # type: ignore[misc]
         self.channel.restore_message(tag, client, holder=None, left=leftmost)
 
 
+def decode_taken(item: bytes) -> dict[str, Any] | None:
+    """A message as taken off its queue, or None when it is not kombu's JSON."""
+    try:
+        payload = loads(bytes_to_str(item))
+    except ValueError:
+        return None
+    return payload if isinstance(payload, dict) else None
+
+
 def note_retry(exc: Exception) -> None:
     log.warning("broker unreachable while taking a message: retrying (%s)", exc)
 
@@ -208,11 +217,12 @@ class Channel(kombu_redis.Channel):  # type: ignore[misc]
     def deliver_taken(self, queue: str, item: bytes) -> None:
         """Hand a taken message to its consumer, whose QoS.append records it; one nobody recorded
         (its consumer was cancelled meanwhile, or recording failed) goes back to its queue."""
-        consumer = queue in self.connection._callbacks
+        payload = decode_taken(item)
+        consumer = payload is not None and queue in self.connection._callbacks
         self.taken = item if consumer else None
         try:
             if consumer:
-                self.connection._deliver(loads(bytes_to_str(item)), queue)
+                self.connection._deliver(payload, queue)
         finally:
             unrecorded = not consumer or self.taken is not None
             self.taken = None
@@ -220,16 +230,22 @@ class Channel(kombu_redis.Channel):  # type: ignore[misc]
                 with self.conn_or_acquire() as client:
                     self.untake(client, self.qos.holder, item)
 
-    def plan_untake(self, taken: bytes) -> Restore:
+    def plan_untake(self, payload: dict[str, Any], taken: bytes) -> Restore:
         """Where a taken message goes back: its queue by its exchange and routing key, as it was."""
-        payload = loads(bytes_to_str(taken))
         info = payload.get("properties", {}).get("delivery_info", {})
         queues = self._lookup(info.get("exchange"), info.get("routing_key"))
         priority = self._get_message_priority(payload, reverse=False)
         return Restore(bytes_to_str(taken), False, tuple(self._q_for_pri(q, priority) for q in queues))
 
     def untake(self, client: Any, holder: str, taken: bytes) -> bool:
-        return self.index.untake(client, holder, taken, self.plan_untake(taken))
+        """Put back a message `holder` took and never recorded; one that is not a kombu message at
+        all is dropped, logged (kombu's BRPOP dropped it too), so it cannot come back forever."""
+        payload = decode_taken(taken)
+        if payload is None:
+            log.error("a message that is not kombu's JSON was dropped from %s: %.200r", holder, taken)
+            client.lrem(self.index.taking_key(holder), 1, taken)
+            return False
+        return self.index.untake(client, holder, taken, self.plan_untake(payload, taken))
 
     def untake_all(self, client: Any, holder: str) -> int:
         return sum(self.untake(client, holder, taken) for taken in self.index.taken(client, holder))

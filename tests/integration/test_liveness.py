@@ -147,6 +147,25 @@ def test_a_consumer_takes_with_blmove_and_records_each_message_once(
         assert redis_client.llen(queue.name) == 0
 
 
+def test_a_taken_message_that_is_not_kombus_json_is_dropped_once_not_looped(
+    redis_server: redisd.EmbeddedRedis, redis_client: redis.Redis, prefix: str, caplog: Any
+) -> None:
+    queue = queue_for(prefix)
+    got: list[Any] = []
+    options = {"newswire_prefix": prefix, "newswire_worker_ttl": 30}
+    with Connection(redis_server.url, transport_options=options) as conn:
+        channel = conn.channel()
+        publish(channel, queue, 1)
+        redis_client.rpush(queue.name, b"\xff not json")  # next out: before the good message
+        with Consumer(channel, [queue], callbacks=[lambda body, message: got.append(message)]):
+            while not got:
+                conn.drain_events(timeout=2)
+        assert [m.payload["n"] for m in got] == [0]
+        assert redis_client.llen(queue.name) == 0
+        assert redis_client.llen(keys.broker_taking(prefix, channel.qos.holder)) == 0
+        assert "not kombu's JSON was dropped" in caplog.text
+
+
 def test_a_live_channel_keeps_its_messages(connect: Any, redis_client: redis.Redis, prefix: str) -> None:
     queue = queue_for(prefix)
     holder = connect(newswire_worker_ttl=30)
