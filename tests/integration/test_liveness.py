@@ -124,46 +124,53 @@ def test_a_message_taken_but_never_read_goes_back_when_its_channel_dies(
     assert sorted(m.payload["n"] for m in again) == [0, 1]  # the one taken, next out again; and the other
 
 
+@pytest.fixture
+def consume(redis_server: redisd.EmbeddedRedis, prefix: str) -> Iterator[Any]:
+    """`consume(n)`: a channel's first `n` messages of the test queue as a worker takes them (the
+    transport's event loop: BLMOVE), unacked; returns them and the channel."""
+    conn = Connection(
+        redis_server.url, transport_options={"newswire_prefix": prefix, "newswire_worker_ttl": 30}
+    )
+    channel = conn.channel()
+
+    def take_n(n: int) -> tuple[list[Any], Any]:
+        got: list[Any] = []
+        with Consumer(channel, [queue_for(prefix)], callbacks=[lambda body, message: got.append(message)]):
+            while len(got) < n:
+                conn.drain_events(timeout=2)
+        return got, channel
+
+    yield take_n
+    conn.release()
+
+
 def test_a_consumer_takes_with_blmove_and_records_each_message_once(
-    redis_server: redisd.EmbeddedRedis, redis_client: redis.Redis, prefix: str
+    consume: Any, connect: Any, redis_client: redis.Redis, prefix: str
 ) -> None:
     queue = queue_for(prefix)
-    got: list[Any] = []
-    options = {"newswire_prefix": prefix, "newswire_worker_ttl": 30}
-    with Connection(redis_server.url, transport_options=options) as conn:
-        channel = conn.channel()
-        publish(channel, queue, 3)
-        with Consumer(channel, [queue], callbacks=[lambda body, message: got.append(message)]):
-            while len(got) < 3:
-                conn.drain_events(timeout=2)
-        taking = keys.broker_taking(prefix, channel.qos.holder)
-        assert [m.payload["n"] for m in got] == [0, 1, 2]
-        assert redis_client.hlen("unacked") == 3
-        assert redis_client.llen(taking) == 0
-        assert redis_client.scard(keys.broker_held(prefix, channel.qos.holder)) == 3
-        for message in got:
-            message.ack()
-        assert redis_client.hlen("unacked") == 0
-        assert redis_client.llen(queue.name) == 0
+    publish(connect(), queue, 3)
+    got, channel = consume(3)
+    assert [m.payload["n"] for m in got] == [0, 1, 2]
+    assert redis_client.hlen("unacked") == 3
+    assert redis_client.llen(keys.broker_taking(prefix, channel.qos.holder)) == 0
+    assert redis_client.scard(keys.broker_held(prefix, channel.qos.holder)) == 3
+    for message in got:
+        message.ack()
+    assert redis_client.hlen("unacked") == 0
+    assert redis_client.llen(queue.name) == 0
 
 
 def test_a_taken_message_that_is_not_kombus_json_is_dropped_once_not_looped(
-    redis_server: redisd.EmbeddedRedis, redis_client: redis.Redis, prefix: str, caplog: Any
+    consume: Any, connect: Any, redis_client: redis.Redis, prefix: str, caplog: Any
 ) -> None:
     queue = queue_for(prefix)
-    got: list[Any] = []
-    options = {"newswire_prefix": prefix, "newswire_worker_ttl": 30}
-    with Connection(redis_server.url, transport_options=options) as conn:
-        channel = conn.channel()
-        publish(channel, queue, 1)
-        redis_client.rpush(queue.name, b"\xff not json")  # next out: before the good message
-        with Consumer(channel, [queue], callbacks=[lambda body, message: got.append(message)]):
-            while not got:
-                conn.drain_events(timeout=2)
-        assert [m.payload["n"] for m in got] == [0]
-        assert redis_client.llen(queue.name) == 0
-        assert redis_client.llen(keys.broker_taking(prefix, channel.qos.holder)) == 0
-        assert "not kombu's JSON was dropped" in caplog.text
+    publish(connect(), queue, 1)
+    redis_client.rpush(queue.name, b"\xff not json")  # next out: before the good message
+    got, channel = consume(1)
+    assert [m.payload["n"] for m in got] == [0]
+    assert redis_client.llen(queue.name) == 0
+    assert redis_client.llen(keys.broker_taking(prefix, channel.qos.holder)) == 0
+    assert "not kombu's JSON was dropped" in caplog.text
 
 
 def test_a_live_channel_keeps_its_messages(connect: Any, redis_client: redis.Redis, prefix: str) -> None:
