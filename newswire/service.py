@@ -167,7 +167,8 @@ def child_env(settings: Settings) -> dict[str, str]:
     # glibc gives each thread that allocates its own malloc arena (up to 8 per core). The I/O
     # worker's task and fetch threads each build and drop ~170 KB pages, and what they freed stayed
     # in a dozen arenas: its RSS grew ~3 MiB a minute with malloc's in-use bytes flat (docs/
-    # performance.md, soak). Two arenas hold it flat; the GIL serializes allocation anyway.
+    # performance.md, soak). Two arenas cut that to under 1 MiB a minute; the GIL serializes
+    # allocation anyway.
     env.setdefault("MALLOC_ARENA_MAX", MALLOC_ARENA_MAX)  # an operator's own value is kept
     root = str(Path(__file__).resolve().parent.parent)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
