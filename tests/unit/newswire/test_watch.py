@@ -6,6 +6,7 @@ from pathlib import Path
 
 from config.settings import load_settings
 from newswire.health import FeedOverview
+from newswire.redisd import free_port
 from newswire.watch import Totals, banner_lines, summary_line, totals_of
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -33,17 +34,19 @@ def test_the_summary_line_says_what_the_minute_and_the_run_did() -> None:
 
 
 def test_the_banner_says_where_everything_is_and_how_to_stop(tmp_path: Path) -> None:
+    redis_port, flower_port = free_port(), free_port()  # nothing listens: the banner only names them
     env = {
-        "NEWSWIRE_REDIS_URL": "redis://:secret@cache:6379/0", "NEWSWIRE_FLOWER_PORT": "5601",
+        "NEWSWIRE_REDIS_URL": f"redis://:secret@cache:{redis_port}/0",
+        "NEWSWIRE_FLOWER_PORT": str(flower_port),
         "NEWSWIRE_METRICS_PORT": "0", "NEWSWIRE_DATA_DIR": str(tmp_path),
         "NEWSWIRE_FEEDS": str(ROOT / "config" / "feeds.toml"),
         "NEWSWIRE_TOPICS": str(tmp_path / "missing.toml"),
     }  # fmt: skip
     text = "\n".join(banner_lines(load_settings(env), flower=True))
     assert "Ctrl-C stops it" in text
-    assert "redis://:***@cache:6379/0 (NEWSWIRE_REDIS_URL)" in text
+    assert f"redis://:***@cache:{redis_port}/0 (NEWSWIRE_REDIS_URL)" in text
     assert "secret" not in text
-    assert "http://127.0.0.1:5601/" in text
+    assert f"http://127.0.0.1:{flower_port}/" in text
     assert "metrics" not in text.split("\n", 1)[1].split("look")[0]  # port 0: no exporter line
     assert "http://127.0.0.1:8480/" in text
     assert f"in {ROOT / 'config' / 'feeds.toml'}" in text
