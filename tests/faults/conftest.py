@@ -13,7 +13,7 @@ from newswire import redisd
 from newswire.demo.server import SiteServer
 from tests.conftest import ROOT
 from tests.faults.harness import FIGURES, Workers
-from tests.faults.sites import ArticleSpec, write_feeds_toml, write_news_site
+from tests.faults.sites import DESK_NETWORKS, ArticleSpec, DeskSite, write_feeds_toml, write_news_site
 
 FEEDS, PER_FEED = 10, 20  # 200 articles
 
@@ -27,21 +27,15 @@ def durable_redis(tmp_path: Path) -> Iterator[redisd.EmbeddedRedis]:
 
 
 def fault_env(redis_url: str, prefix: str, tmp_path: Path, feeds: Path, **extra: str) -> dict[str, str]:
-    """Settings for the workers: production defaults (visibility timeout, worker TTL, leases), except
-    no per-host spacing and more requests per host: every page of the ten sites is on one loopback
-    host, which the default politeness (2 at a time, 1 s apart) would make a 200-second crawl."""
+    """Settings for the workers: the production defaults (visibility timeout, worker TTL, leases,
+    politeness, time-outs), with each desk of the site on a loopback address of its own (`DeskSite`)."""
     env = {
         "NEWSWIRE_REDIS_URL": redis_url,
         "NEWSWIRE_FEEDS": str(feeds),
         "NEWSWIRE_TOPICS": str(ROOT / "config" / "topics.toml"),
         "NEWSWIRE_STREAM_PREFIX": prefix,
-        "NEWSWIRE_ALLOWED_NETWORKS": "127.0.0.1/32",
+        "NEWSWIRE_ALLOWED_NETWORKS": DESK_NETWORKS,
         "NEWSWIRE_DATA_DIR": str(tmp_path / "var"),
-        "NEWSWIRE_CONCURRENCY": "2",
-        "NEWSWIRE_IO_CONCURRENCY": "8",
-        "NEWSWIRE_HOST_CONCURRENCY": "16",
-        "NEWSWIRE_HOST_SPACING": "0",
-        "NEWSWIRE_FETCH_TIMEOUT": "5",
         "NEWSWIRE_LOG_LEVEL": "INFO",
         "PYTHONPATH": str(ROOT),
     }
@@ -54,14 +48,14 @@ def news_site(tmp_path: Path) -> Iterator[tuple[SiteServer, list[ArticleSpec]]]:
     """10 feeds of 20 distinct articles each, served on loopback."""
     root = tmp_path / "site"
     specs = write_news_site(root, FEEDS, PER_FEED)
-    with SiteServer(root) as server:
+    with DeskSite(root) as server:
         yield server, specs
 
 
 @pytest.fixture
 def news_feeds(news_site: tuple[SiteServer, list[ArticleSpec]], tmp_path: Path) -> Path:
     server, specs = news_site
-    return write_feeds_toml(tmp_path / "feeds.toml", sorted({server.base_url + s.feed for s in specs}))
+    return write_feeds_toml(tmp_path / "feeds.toml", sorted({server.url(s.feed) for s in specs}))
 
 
 @pytest.fixture

@@ -13,8 +13,11 @@ from dataclasses import dataclass
 from email.utils import formatdate
 from html import escape
 from pathlib import Path
+from typing import ClassVar
 
 from ingest.dedup.identity import article_id, canonical_url
+from newswire.demo.server import SiteServer
+from tests.conftest import SpreadSite
 
 SYLLABLES = ("ka", "lo", "mi", "ne", "ru", "sa", "to", "vi", "de", "an", "el", "or", "us", "in", "pe", "gra")
 TALKS = (
@@ -30,12 +33,23 @@ class ArticleSpec:
     title: str
     on_topic: bool
 
-    def url(self, base: str) -> str:
-        return base + self.path
+    def url(self, site: SiteServer) -> str:
+        return site.url(self.path)
 
-    def doc_id(self, base: str) -> str:
+    def doc_id(self, site: SiteServer) -> str:
         """The `id` the pipeline gives this page (it declares itself canonical)."""
-        return article_id(canonical_url(self.url(base)))
+        return article_id(canonical_url(self.url(site)))
+
+
+class DeskSite(SpreadSite):
+    """The generated news site with each desk (`desk0` ... `desk9`) on a loopback address of its
+    own (127.0.1.1 ...), as separate sites are: the workers run with the default politeness (two
+    requests at a time and a second apart per host), so ten desks crawl in parallel."""
+
+    OUTLETS: ClassVar[dict[str, str]] = {f"desk{n}": f"127.0.1.{n + 1}" for n in range(10)}
+
+
+DESK_NETWORKS = "127.0.0.1/32,127.0.1.0/24"  # allowed for a DeskSite; 127.0.0.2 stays blocked
 
 
 def word(rng: random.Random) -> str:

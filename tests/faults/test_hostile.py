@@ -19,7 +19,6 @@ import pytest
 from ingest.dedup.identity import article_id, canonical_url
 from ingest.feeds.registry import RedisFeedRegistry
 from newswire import redisd
-from newswire.demo.server import SiteServer
 from tests.conftest import run_cli
 from tests.faults.conftest import fault_env
 from tests.faults.harness import (
@@ -33,7 +32,7 @@ from tests.faults.harness import (
     wait_sweep,
 )
 from tests.faults.hostile import AUTH, HostileServer, Tripwire, brotli_bomb, gzip_bomb
-from tests.faults.sites import write_feeds_toml, write_news_site
+from tests.faults.sites import DeskSite, write_feeds_toml, write_news_site
 
 pytestmark = pytest.mark.slow
 FETCH_TIMEOUT = 3.0
@@ -95,11 +94,11 @@ def test_hostile_feeds_are_refused_one_by_one_while_good_feeds_are_ingested(
     prefix: str, tmp_path: Path,
 ) -> None:  # fmt: skip
     specs = write_news_site(tmp_path / "site", feeds=3, per_feed=5, seed=3)
-    with SiteServer(tmp_path / "site") as good:
+    with DeskSite(tmp_path / "site") as good:
         hostile_urls = {hostile.base_url + path: expected for path, expected in HOSTILE.items()}
         hostile_urls[tripwire.base_url + "/direct.xml"] = ("blocked_address", "127.0.0.2 (loopback)")
         good_urls = [
-            *sorted({good.base_url + s.feed for s in specs}), hostile.base_url + "/truncated.xml",
+            *sorted({good.url(s.feed) for s in specs}), hostile.base_url + "/truncated.xml",
             private_feed_url(hostile),
         ]  # fmt: skip
         feeds = write_feeds_toml(tmp_path / "feeds.toml", good_urls + list(hostile_urls))
@@ -114,9 +113,7 @@ def test_hostile_feeds_are_refused_one_by_one_while_good_feeds_are_ingested(
         client = resilient_client(durable_redis.url)
         # 15 articles, 2 recovered from the truncated feed, 1 from the feed behind basic auth
         recovered = [hostile.base_url + p for p in ("/pages/t1.html", "/pages/t2.html", "/pages/p1.html")]
-        expected_ids = [s.doc_id(good.base_url) for s in specs] + [
-            article_id(canonical_url(u)) for u in recovered
-        ]
+        expected_ids = [s.doc_id(good) for s in specs] + [article_id(canonical_url(u)) for u in recovered]
         figures = delivery_figures(client, prefix, expected_ids)
         peak = workers.io.peak_rss_mib()
         record_figures(

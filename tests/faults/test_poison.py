@@ -81,7 +81,7 @@ def test_a_page_over_the_extraction_time_limit_is_published_from_the_feed(
 ) -> None:
     root, specs, path = sweep_site(tmp_path, "endless-report", megabytes=4.5)
     with SiteServer(root) as site:
-        feeds = write_feeds_toml(tmp_path / "feeds.toml", sorted({site.base_url + s.feed for s in specs}))
+        feeds = write_feeds_toml(tmp_path / "feeds.toml", sorted({site.url(s.feed) for s in specs}))
         env = fault_env(durable_redis.url, prefix, tmp_path, feeds, extract_time_limit="0.5")
         workers: Workers = make_workers(env)
         workers.start()
@@ -124,7 +124,7 @@ def test_a_page_that_keeps_killing_its_worker_is_dead_lettered_after_max_deliver
     root, specs, path = sweep_site(tmp_path, "worker-killer", megabytes=4.0)
     with SiteServer(root) as site:
         url = site.base_url + path
-        feeds = write_feeds_toml(tmp_path / "feeds.toml", sorted({site.base_url + s.feed for s in specs}))
+        feeds = write_feeds_toml(tmp_path / "feeds.toml", sorted({site.url(s.feed) for s in specs}))
         env = fault_env(durable_redis.url, prefix, tmp_path, feeds, max_deliveries=str(MAX_DELIVERIES))
         workers: Workers = make_workers(env)
         workers.start()
@@ -134,7 +134,7 @@ def test_a_page_that_keeps_killing_its_worker_is_dead_lettered_after_max_deliver
         summary = wait_sweep(tracker, 120)
 
         dead = stream_docs(client, deadletter_stream(prefix))
-        figures = delivery_figures(client, prefix, [s.doc_id(site.base_url) for s in specs])
+        figures = delivery_figures(client, prefix, [s.doc_id(site) for s in specs])
         record_figures("4b page that kills its worker", **figures, kills=kills, max_deliveries=MAX_DELIVERIES)
         # a batch that keeps dying goes on as batches of one: its other pages are published, and
         # only the page that kills its worker is dead-lettered, after its own max_deliveries

@@ -43,7 +43,7 @@ from tests.faults.recovery import (
     wait_active,
     write_topics,
 )
-from tests.faults.sites import ArticleSpec, write_feeds_toml, write_news_site
+from tests.faults.sites import ArticleSpec, DeskSite, write_feeds_toml, write_news_site
 from tests.integration.test_rabbitmq import AMQP_URL, NOT_RUN, delete_queues
 from workers.app import queue_name
 
@@ -124,7 +124,7 @@ def test_every_worker_killed_at_each_point_then_restarted_loses_nothing_and_repe
     client = resilient_client(durable_redis.url)
     name = "amqp" if broker else "redis"
     rows: list[dict[str, Any]] = []
-    with SiteServer(root) as server:
+    with DeskSite(root) as server:
         service = Service(make_workers(env))
         service.start()
         try:
@@ -134,12 +134,12 @@ def test_every_worker_killed_at_each_point_then_restarted_loses_nothing_and_repe
                 slow_down(point, server, specs)
                 mark = last_id(client, articles_stream(prefix))
                 reruns = rerun_count(client, prefix)
-                listed += sorted({server.base_url + s.feed for s in specs})
+                listed += sorted({server.url(s.feed) for s in specs})
                 write_feeds_toml(feeds, listed)  # beat picks the new feeds up at its next tick
                 killed = kill_at(point, service, client, prefix, mark)
                 held = polls_in_flight(client, prefix)
                 restarted = service.restart_workers()
-                row = outcome(client, articles_stream(prefix), {s.doc_id(server.base_url) for s in specs},
+                row = outcome(client, articles_stream(prefix), {s.doc_id(server) for s in specs},
                               killed, restarted)  # fmt: skip
                 row["reruns_after_publish"] = rerun_count(client, prefix) - reruns
                 row["polls_held_by_the_dead"] = len(held)
@@ -148,7 +148,7 @@ def test_every_worker_killed_at_each_point_then_restarted_loses_nothing_and_repe
                 assert row["complete"], f"{point}: {row}\n{service.log_text()[-4000:]}"
             rows.append(retag_point(service, client, prefix, topics, name))
             every = [s for specs in batches.values() for s in specs]
-            totals = delivery_figures(client, prefix, [s.doc_id(server.base_url) for s in every])
+            totals = delivery_figures(client, prefix, [s.doc_id(server) for s in every])
             schedule = RedisSchedule(client, prefix)
             in_flight = lambda: schedule.counts(time.time())["in_flight"]  # noqa: E731
             assert wait_for(lambda: in_flight() == 0, 60), in_flight()

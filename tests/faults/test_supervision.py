@@ -32,7 +32,7 @@ from newswire.redisd import free_port, pid_alive
 from tests.conftest import NEWSWIRE, ROOT, run_cli
 from tests.faults.harness import delivery_figures, process_children, record_figures, wait_for
 from tests.faults.recovery import batch_figures, entry_times, published_all
-from tests.faults.sites import ArticleSpec, write_feeds_toml, write_news_site
+from tests.faults.sites import DESK_NETWORKS, ArticleSpec, DeskSite, write_feeds_toml, write_news_site
 
 pytestmark = pytest.mark.slow
 BATCH_FEEDS, PER_FEED = 2, 8
@@ -67,10 +67,9 @@ def up_env(tmp_path: Path, feeds: Path, prefix: str, **extra: str) -> dict[str, 
     env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSWIRE_")}
     env.update(
         NEWSWIRE_FEEDS=str(feeds), NEWSWIRE_DATA_DIR=str(tmp_path / "var"), NEWSWIRE_STREAM_PREFIX=prefix,
-        NEWSWIRE_ALLOWED_NETWORKS="127.0.0.1/32", NEWSWIRE_FLOWER_PORT=str(free_port()),
+        NEWSWIRE_ALLOWED_NETWORKS=DESK_NETWORKS, NEWSWIRE_FLOWER_PORT=str(free_port()),
         NEWSWIRE_METRICS_PORT=str(free_port()), NEWSWIRE_HTTP_PORT=str(free_port()),
-        NEWSWIRE_CONCURRENCY="2", NEWSWIRE_IO_CONCURRENCY="8", NEWSWIRE_HOST_CONCURRENCY="16",
-        NEWSWIRE_HOST_SPACING="0", NEWSWIRE_LOG_LEVEL="INFO", PYTHONPATH=str(ROOT), **extra,
+        NEWSWIRE_LOG_LEVEL="INFO", PYTHONPATH=str(ROOT), **extra,
     )  # fmt: skip
     return env
 
@@ -151,10 +150,10 @@ def kill_and_wait_back(up: Up, role: str, timeout: float = 60.0) -> float:
 
 
 def worker_kill(
-    up: Up, client: redis.Redis, prefix: str, role: str, specs: list[ArticleSpec], base: str
+    up: Up, client: redis.Redis, prefix: str, role: str, specs: list[ArticleSpec], site: SiteServer
 ) -> dict[str, Any]:
     """SIGKILL a worker's main process once the batch is under way; the batch must still come out once."""
-    expected, stream = {s.doc_id(base) for s in specs}, articles_stream(prefix)
+    expected, stream = {s.doc_id(site) for s in specs}, articles_stream(prefix)
     under_way = lambda: batch_figures(client, stream, expected)["published"] >= 3  # noqa: E731
     assert wait_for(under_way, 120), up.log()[-3000:]
     killed = time.time()
@@ -174,20 +173,19 @@ def test_up_restarts_every_child_that_dies_and_loses_nothing(
     root = tmp_path / "site"
     batches = [write_news_site(root, BATCH_FEEDS, PER_FEED, first=n * BATCH_FEEDS) for n in range(3)]
     feeds = tmp_path / "feeds.toml"
-    with SiteServer(root) as server:
-        base = server.base_url
+    with DeskSite(root) as server:
         for spec in batches[0] + batches[1]:
             server.set_route(spec.path, delay=PAGE_DELAY)
-        urls = lambda n: sorted({base + s.feed for b in batches[:n] for s in b})  # noqa: E731
+        urls = lambda n: sorted({server.url(s.feed) for b in batches[:n] for s in b})  # noqa: E731
         write_feeds_toml(feeds, urls(1))
         env = up_env(tmp_path, feeds, prefix)
         up = up_factory(env, tmp_path / "up.log")
         client = up.client()
         assert wait_for(lambda: set(ROLES) <= set(up.children()), 60), up.log()[-3000:]
 
-        rows = [worker_kill(up, client, prefix, "worker-io", batches[0], base)]
+        rows = [worker_kill(up, client, prefix, "worker-io", batches[0], server)]
         write_feeds_toml(feeds, urls(2))
-        rows.append(worker_kill(up, client, prefix, "worker-extract", batches[1], base))
+        rows.append(worker_kill(up, client, prefix, "worker-extract", batches[1], server))
 
         back = {role: kill_and_wait_back(up, role) for role in ("beat", "flower", "metrics", "http", "redis")}
         client = up.client()
@@ -195,10 +193,10 @@ def test_up_restarts_every_child_that_dies_and_loses_nothing(
         assert wait_for(lambda: answers(f"http://127.0.0.1:{port('HTTP')}/healthz"), 60), up.log()[-3000:]
         assert wait_for(lambda: answers(f"http://127.0.0.1:{port('FLOWER')}/healthcheck"), 60)
         write_feeds_toml(feeds, urls(3))  # through the restarted beat, workers and Redis
-        expected = {s.doc_id(base) for s in batches[2]}
+        expected = {s.doc_id(server) for s in batches[2]}
         assert wait_for(published_all(client, articles_stream(prefix), expected), 120), up.log()[-4000:]
 
-        totals = delivery_figures(client, prefix, [s.doc_id(base) for b in batches for s in b])
+        totals = delivery_figures(client, prefix, [s.doc_id(server) for b in batches for s in b])
         metrics = httpx.get(f"http://127.0.0.1:{port('METRICS')}/metrics", timeout=10).text
         status = run_cli(["status", "--json"], env, timeout=60)
         record_figures("S up: beat, flower, metrics, http, redis killed in turn", **totals,
