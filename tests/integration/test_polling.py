@@ -103,10 +103,8 @@ def write_feeds(path: Path, site: SiteServer, *feeds: str) -> None:
 
 @pytest.fixture
 def env(cli_env: dict[str, str]) -> dict[str, str]:
-    # no spacing: these tests tick polls of many feeds of one host and wait for each; a second between
-    # requests would only slow them (politeness at its defaults: test_sweep.py,
-    # tests/unit/fetch/test_hostqueue.py)
-    return {**cli_env, "NEWSWIRE_HOST_SPACING": "0", "NEWSWIRE_USER_AGENT": AGENT}
+    # the default politeness (a second between requests to one host); only the user agent is ours
+    return {**cli_env, "NEWSWIRE_USER_AGENT": AGENT}
 
 
 def test_rate_limited_feed_waits_for_retry_after(

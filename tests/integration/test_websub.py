@@ -63,8 +63,7 @@ def up(
             NEWSWIRE_REDIS_URL=redis_server.url, NEWSWIRE_STREAM_PREFIX=prefix, NEWSWIRE_FEEDS=str(feeds),
             NEWSWIRE_DATA_DIR=str(tmp_path / "var"), NEWSWIRE_ALLOWED_NETWORKS="127.0.0.0/8",
             NEWSWIRE_HTTP_PORT=str(http_port), NEWSWIRE_PUBLIC_URL=f"http://127.0.0.1:{http_port}",
-            NEWSWIRE_METRICS_PORT="0", NEWSWIRE_TICK_SECONDS="1", NEWSWIRE_CONCURRENCY="1",
-            NEWSWIRE_HOST_SPACING="0.05", NEWSWIRE_LOG_LEVEL="WARNING", PYTHONPATH=str(ROOT),
+            NEWSWIRE_METRICS_PORT="0", NEWSWIRE_LOG_LEVEL="WARNING", PYTHONPATH=str(ROOT),
         )  # fmt: skip
         proc = subprocess.Popen(
             [*NEWSWIRE, "up", "--no-flower"], env=env, cwd=ROOT, stdout=subprocess.DEVNULL
